@@ -1,0 +1,1 @@
+"""Separator-transducer-segmenter (STS) model: features, network, loss, search and streaming recognizer."""

@@ -1,0 +1,1 @@
+"""Synthetic training data: text corpus, TTS voice bank and the meeting simulator."""
