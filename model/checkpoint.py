@@ -1,0 +1,46 @@
+"""Checkpoints as safetensors weights + JSON config (never pickles)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from model.config import StsConfig
+from model.sts import StsModel
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def save_model(model: StsModel, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS), metadata={"format": "pt", "name": model.cfg.name})
+    (out / CONFIG).write_text(model.cfg.to_json() + "\n")
+    return out
+
+
+def load_config(directory: str | Path) -> StsConfig:
+    return StsConfig.from_dict(json.loads((Path(directory) / CONFIG).read_text()))
+
+
+def load_model(directory: str | Path | None = None) -> StsModel:
+    """Rebuild a model from ``directory`` (the bundled model when None), in eval mode on the CPU."""
+    path = Path(directory) if directory is not None else BUNDLED_DIR
+    if not (path / WEIGHTS).is_file() or not (path / CONFIG).is_file():
+        raise FileNotFoundError(f"no checkpoint ({WEIGHTS} + {CONFIG}) in {path}")
+    model = StsModel(load_config(path))
+    model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"))
+    return model.eval()
+
+
+def random_model(cfg: StsConfig, seed: int = 0) -> StsModel:
+    """A model with seeded random weights (tests and service development)."""
+    torch.manual_seed(seed)
+    return StsModel(cfg).eval()

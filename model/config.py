@@ -1,0 +1,92 @@
+"""Sizes and settings of the STS model, as frozen dataclasses validated once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Causal log-mel features."""
+
+    sample_rate: int = 16000  # Hz; every input is resampled to this rate
+    n_fft: int = 512  # FFT size in samples (the 400-sample window is zero-padded to it)
+    win_length: int = 400  # analysis window in samples (25 ms)
+    hop_length: int = 160  # frame shift in samples (10 ms)
+    n_mels: int = 80  # mel bins
+    f_min: float = 20.0  # lowest mel filter edge, Hz
+    f_max: float = 7600.0  # highest mel filter edge, Hz
+
+    def __post_init__(self) -> None:
+        assert self.win_length <= self.n_fft, f"win_length {self.win_length} > n_fft {self.n_fft}"
+        assert 0 < self.hop_length <= self.win_length, f"bad hop_length {self.hop_length}"
+        assert self.f_max <= self.sample_rate / 2, f"f_max {self.f_max} above Nyquist"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes. Frames: 10 ms feature frames, 40 ms encoder frames."""
+
+    vocab_size: int = 31  # blank + 26 letters + space + apostrophe + <sot> + <eot>
+    subsampling: int = 4  # feature frames per encoder frame (40 ms)
+    d_model: int = 256  # width of every encoder layer
+    mixture_layers: int = 2  # causal LSTM layers over the mixture
+    separator_layers: int = 1  # causal LSTM layers of the separator before the mask heads
+    channel_layers: int = 2  # causal LSTM layers of the tied channel encoder
+    num_channels: int = 2  # output channels of the separator
+    decoder_dim: int = 256  # prediction-network embedding width
+    context_size: int = 2  # stateless prediction network: tokens of left context
+    joiner_dim: int = 256  # joiner hidden width
+    dropout: float = 0.1  # dropout between encoder layers during training
+
+    def __post_init__(self) -> None:
+        assert self.num_channels == 2, f"STS has 2 output channels, got {self.num_channels}"
+        assert self.context_size >= 1, f"context_size must be >= 1, got {self.context_size}"
+        assert self.subsampling == 4, f"only 4x subsampling is implemented, got {self.subsampling}"
+
+    @staticmethod
+    def tiny() -> ModelConfig:
+        """A very small model for tests (about 100k parameters)."""
+        return ModelConfig(
+            d_model=32, mixture_layers=1, separator_layers=1, channel_layers=1,
+            decoder_dim=32, joiner_dim=32, dropout=0.0,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    """How the recognizer cuts the stream into decode steps."""
+
+    chunk_frames: int = 32  # feature frames (10 ms) per decode step: 320 ms
+    max_symbols_per_frame: int = 4  # greedy search: most tokens emitted on one encoder frame
+
+    def __post_init__(self) -> None:
+        assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"
+
+
+@dataclass(frozen=True)
+class StsConfig:
+    """Everything needed to rebuild a model from its checkpoint."""
+
+    name: str = "sts-lstm-small"  # model name reported by the service
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> StsConfig:
+        return StsConfig(
+            name=d.get("name", "sts"),
+            features=FeatureConfig(**d.get("features", {})),
+            model=ModelConfig(**d.get("model", {})),
+            streaming=StreamingConfig(**d.get("streaming", {})),
+        )
+
+    @staticmethod
+    def tiny() -> StsConfig:
+        return StsConfig(name="sts-tiny-random", model=ModelConfig.tiny())

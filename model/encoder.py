@@ -1,0 +1,153 @@
+"""Causal STS encoder: subsampling, mixture encoder, mask separator and the tied channel encoder.
+
+Every layer is causal with **zero right context**: encoder frame ``t`` (40 ms) depends only on feature frames
+``0 .. 4t + 3``. Streaming calls carry an explicit :class:`EncoderState` and give exactly the output of one
+call over the whole sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+
+CONV_CONTEXT = 2  # encoder frames of left context cached by the causal conv (kernel 3)
+
+
+@dataclass
+class EncoderState:
+    """Streaming state of a batch of N streams (every tensor has the batch on dim ``batch_dim``).
+
+    conv:      (N, C, 2)      the last 2 subsampled frames seen by the causal conv
+    mix_h/c:   (Lm, N, C)     mixture LSTM state
+    sep_h/c:   (Ls, N, C)     separator LSTM state
+    chan_h/c:  (Lc, 2N, C)    channel LSTM state, channel 0 of all streams first, then channel 1
+    """
+
+    conv: torch.Tensor
+    mix_h: torch.Tensor
+    mix_c: torch.Tensor
+    sep_h: torch.Tensor
+    sep_c: torch.Tensor
+    chan_h: torch.Tensor
+    chan_c: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.conv.shape[0])
+
+
+def init_state(cfg: ModelConfig, batch: int = 1) -> EncoderState:
+    """Zero state for ``batch`` streams."""
+    c = cfg.d_model
+    return EncoderState(
+        conv=torch.zeros(batch, c, CONV_CONTEXT),
+        mix_h=torch.zeros(cfg.mixture_layers, batch, c),
+        mix_c=torch.zeros(cfg.mixture_layers, batch, c),
+        sep_h=torch.zeros(cfg.separator_layers, batch, c),
+        sep_c=torch.zeros(cfg.separator_layers, batch, c),
+        chan_h=torch.zeros(cfg.channel_layers, 2 * batch, c),
+        chan_c=torch.zeros(cfg.channel_layers, 2 * batch, c),
+    )
+
+
+def stack_states(states: list[EncoderState]) -> EncoderState:
+    """Batch single-stream states; the inverse of :func:`unstack_states`."""
+    assert states, "stack_states needs at least one state"
+
+    def chan(name: str) -> torch.Tensor:
+        # (L, 2, C) per stream -> (L, 2N, C) with all channel-0 rows first
+        per = [getattr(s, name) for s in states]
+        return torch.cat([torch.cat([p[:, : p.shape[1] // 2] for p in per], 1),
+                          torch.cat([p[:, p.shape[1] // 2 :] for p in per], 1)], 1)  # fmt: skip
+
+    return EncoderState(
+        conv=torch.cat([s.conv for s in states], 0),
+        mix_h=torch.cat([s.mix_h for s in states], 1),
+        mix_c=torch.cat([s.mix_c for s in states], 1),
+        sep_h=torch.cat([s.sep_h for s in states], 1),
+        sep_c=torch.cat([s.sep_c for s in states], 1),
+        chan_h=chan("chan_h"),
+        chan_c=chan("chan_c"),
+    )
+
+
+def unstack_states(state: EncoderState) -> list[EncoderState]:
+    """Split a batched state into one state per stream; the inverse of :func:`stack_states`."""
+    n = state.batch_size
+    return [
+        EncoderState(
+            conv=state.conv[i : i + 1],
+            mix_h=state.mix_h[:, i : i + 1],
+            mix_c=state.mix_c[:, i : i + 1],
+            sep_h=state.sep_h[:, i : i + 1],
+            sep_c=state.sep_c[:, i : i + 1],
+            chan_h=state.chan_h[:, [i, n + i]],
+            chan_c=state.chan_c[:, [i, n + i]],
+        )
+        for i in range(n)
+    ]
+
+
+def _between(cfg: ModelConfig, layers: int) -> float:
+    """LSTM dropout between stacked layers (none for a single layer)."""
+    return cfg.dropout if layers > 1 else 0.0
+
+
+class CausalSubsampling(nn.Module):
+    """(N, T, 80) log-mel at 10 ms -> (N, T // 4, C) at 40 ms.
+
+    A stride-4 convolution over 4 stacked frames (no overlap, so no cache), then a causal kernel-3 convolution
+    over the 40 ms frames whose left context is cached in the state.
+    """
+
+    def __init__(self, n_mels: int, d_model: int) -> None:
+        super().__init__()
+        self.stack = nn.Conv1d(n_mels, d_model, kernel_size=4, stride=4)
+        self.conv = nn.Conv1d(d_model, d_model, kernel_size=CONV_CONTEXT + 1)
+        self.norm = nn.LayerNorm(d_model)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (N, T, 80) with T a multiple of 4; cache: (N, C, 2). Returns (N, T/4, C) and the new cache."""
+        assert x.shape[1] % 4 == 0, f"frame count must be a multiple of 4, got {x.shape[1]}"
+        y = self.act(self.stack(x.transpose(1, 2)))  # (N, C, T/4)
+        y = torch.cat([cache, y], dim=2)
+        new_cache = y[:, :, -CONV_CONTEXT:]
+        y = self.act(self.conv(y)).transpose(1, 2)  # (N, T/4, C)
+        return self.norm(y), new_cache
+
+
+class StsEncoder(nn.Module):
+    """Mixture encoder -> separator (2 masks) -> tied channel encoder.
+
+    ``forward`` returns (2N, T/4, C) channel encodings: rows ``0..N-1`` are channel 0, ``N..2N-1`` channel 1.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_mels: int) -> None:
+        super().__init__()
+        c = cfg.d_model
+        self.cfg = cfg
+        self.subsampling = CausalSubsampling(n_mels, c)
+        self.mixture = nn.LSTM(c, c, num_layers=cfg.mixture_layers, batch_first=True, dropout=_between(cfg, cfg.mixture_layers))
+        self.separator = nn.LSTM(c, c, num_layers=cfg.separator_layers, batch_first=True)
+        self.masks = nn.Linear(c, 2 * c)
+        self.channel = nn.LSTM(c, c, num_layers=cfg.channel_layers, batch_first=True, dropout=_between(cfg, cfg.channel_layers))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
+        """x: (N, T, 80) feature frames, T a multiple of 4. Returns (2N, T/4, C) and the new state."""
+        n = x.shape[0]
+        assert state.batch_size == n, f"state holds {state.batch_size} streams, input {n}"
+        y, conv = self.subsampling(x, state.conv)
+        mix, (mix_h, mix_c) = self.mixture(y, (state.mix_h, state.mix_c))
+        mix = self.dropout(mix)
+        sep, (sep_h, sep_c) = self.separator(mix, (state.sep_h, state.sep_c))
+        m0, m1 = torch.sigmoid(self.masks(sep)).chunk(2, dim=-1)  # (N, T', C) each
+        channels = torch.cat([mix * m0, mix * m1], dim=0)  # (2N, T', C)
+        out, (chan_h, chan_c) = self.channel(channels, (state.chan_h, state.chan_c))
+        new_state = EncoderState(conv, mix_h, mix_c, sep_h, sep_c, chan_h, chan_c)
+        return self.dropout(out), new_state

@@ -1,0 +1,225 @@
+"""Streaming STS recognizer, shaped after sherpa-onnx's OnlineRecognizer.
+
+    rec = Recognizer.from_pretrained()          # bundled model
+    s = rec.create_stream()
+    s.accept_waveform(16000, samples)           # any rate 8-48 kHz, any piece size
+    s.input_finished()
+    while s.is_ready:
+        rec.decode_streams([s])                 # one chunk (320 ms) per ready stream, batched
+    events = s.pop_events()                     # per-channel tokens with times
+
+Every stream carries its own explicit state (features, encoder state, decoder context); ``decode_streams``
+stacks the states of the streams it is given, runs one batched step and unstacks them again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+
+from model.checkpoint import load_model, random_model
+from model.config import StsConfig
+from model.encoder import EncoderState, init_state, stack_states, unstack_states
+from model.features import LogMel, OnlineFeatures
+from model.heat import FRAME_SECONDS
+from model.search import greedy_search, init_context
+from model.sts import StsModel
+from model.tokenizer import TOKENS
+
+MIN_SAMPLE_RATE = 8000  # Hz
+MAX_SAMPLE_RATE = 48000  # Hz
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One token emitted on one output channel."""
+
+    channel: int  # output channel, 0 or 1
+    token: str  # a character, " ", "<sot>" or "<eot>"
+    time: float  # seconds from the start of the stream (start of the emitting 40 ms frame)
+    logprob: float  # log-probability of the token when it was emitted
+
+
+class Stream:
+    """One audio stream's state. Not thread-safe: feed it from one task, decode it from one worker."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        cfg = recognizer.config
+        self._cfg = cfg
+        self._features = OnlineFeatures(cfg.features, recognizer.log_mel)
+        self._pending = torch.zeros(0, cfg.features.n_mels)  # feature frames not yet encoded
+        self._resampler: soxr.ResampleStream | None = None
+        self.sample_rate: int | None = None  # input rate fixed by the first accept_waveform
+        self.num_samples = 0  # input samples accepted (at 16 kHz after resampling)
+        self.encoder_state: EncoderState = init_state(cfg.model, 1)
+        self.context = init_context(2, cfg.model.context_size)  # (2, context_size) per channel
+        self.frames_decoded = 0  # encoder frames (40 ms) decoded so far
+        self.finished = False
+        self._events: list[TokenEvent] = []
+
+    # -- input ---------------------------------------------------------------------------------------
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray | Sequence[float]) -> None:
+        """Append mono samples in [-1, 1] at ``sample_rate`` Hz (resampled to 16 kHz)."""
+        if self.finished:
+            raise RuntimeError("accept_waveform after input_finished")
+        if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+            raise ValueError(f"sample rate {sample_rate} outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+        if self.sample_rate is None:
+            self.sample_rate = int(sample_rate)
+            if self.sample_rate != self._cfg.features.sample_rate:
+                self._resampler = soxr.ResampleStream(
+                    self.sample_rate, self._cfg.features.sample_rate, 1, dtype="float32"
+                )
+        elif int(sample_rate) != self.sample_rate:
+            raise ValueError(f"sample rate changed from {self.sample_rate} to {sample_rate} within a stream")
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("samples contain NaN or infinity")
+        self._push(x, last=False)
+
+    def input_finished(self) -> None:
+        """No more audio: the remaining whole chunks and the tail (rounded down to 40 ms) get decoded."""
+        if not self.finished:
+            self._push(np.zeros(0, dtype=np.float32), last=True)
+            self.finished = True
+
+    def _push(self, x: np.ndarray, last: bool) -> None:
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x, last=last)
+        self.num_samples += len(x)
+        frames = self._features.accept(x)
+        if frames.shape[0]:
+            self._pending = torch.cat([self._pending, frames])
+
+    # -- status --------------------------------------------------------------------------------------
+    @property
+    def duration(self) -> float:
+        """Seconds of audio accepted so far."""
+        return self.num_samples / self._cfg.features.sample_rate
+
+    @property
+    def is_ready(self) -> bool:
+        """True when a decode step has work: a full chunk, or the 40 ms-aligned tail after input_finished."""
+        n = self._pending.shape[0]
+        return n >= self._cfg.streaming.chunk_frames or (self.finished and n >= 4)
+
+    @property
+    def is_done(self) -> bool:
+        """Input finished and everything decodable decoded."""
+        return self.finished and not self.is_ready
+
+    def next_chunk_frames(self) -> int:
+        """Feature frames the next decode step takes (0 when not ready)."""
+        if not self.is_ready:
+            return 0
+        n = min(self._pending.shape[0], self._cfg.streaming.chunk_frames)
+        return n - n % 4
+
+    def take_chunk(self, frames: int) -> torch.Tensor:
+        chunk, self._pending = self._pending[:frames], self._pending[frames:]
+        return chunk
+
+    def add_events(self, events: list[TokenEvent]) -> None:
+        self._events.extend(events)
+
+    def pop_events(self) -> list[TokenEvent]:
+        """The token events emitted since the last call, in time order per channel."""
+        events, self._events = self._events, []
+        return events
+
+
+class Recognizer:
+    """Holds the model; decodes batches of streams. ``decode_streams`` is serialised by a lock."""
+
+    def __init__(self, model: StsModel) -> None:
+        self.model = model.eval()
+        self.config: StsConfig = model.cfg
+        self.log_mel = LogMel(self.config.features)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> Recognizer:
+        """Load a checkpoint directory; the model bundled with the package when ``path`` is None."""
+        return cls(load_model(path))
+
+    @classmethod
+    def random(cls, cfg: StsConfig | None = None, seed: int = 0) -> Recognizer:
+        """A recognizer with seeded random weights (the tiny config by default), for tests."""
+        return cls(random_model(cfg or StsConfig.tiny(), seed))
+
+    @property
+    def model_name(self) -> str:
+        return self.config.name
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.features.sample_rate
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.config.streaming.chunk_frames * self.config.features.hop_length / self.sample_rate
+
+    def create_stream(self) -> Stream:
+        return Stream(self)
+
+    def decode_streams(self, streams: Sequence[Stream]) -> None:
+        """Decode one chunk of every ready stream, batching streams whose chunks have the same length."""
+        groups: dict[int, list[Stream]] = {}
+        for s in streams:
+            n = s.next_chunk_frames()
+            if n:
+                groups.setdefault(n, []).append(s)
+        with self._lock, torch.inference_mode():
+            for n, group in groups.items():
+                self._decode_group(n, group)
+
+    def _decode_group(self, frames: int, streams: list[Stream]) -> None:
+        feats = torch.stack([s.take_chunk(frames) for s in streams])  # (N, frames, 80)
+        state = stack_states([s.encoder_state for s in streams])
+        enc, new_state = self.model.encoder(feats, state)  # (2N, frames / 4, C)
+        enc = self.model.joiner.project_encoder(enc)
+        n = len(streams)
+        # rows of the search: channel-major, as the encoder stacks them
+        context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in (0, 1)])
+        emissions, context = greedy_search(
+            self.model.decoder, self.model.joiner, enc, context, self.config.streaming.max_symbols_per_frame
+        )
+        per_stream: list[list[TokenEvent]] = [[] for _ in streams]
+        for e in emissions:
+            channel, i = divmod(e.row, n)
+            t = streams[i].frames_decoded + e.frame
+            per_stream[i].append(TokenEvent(channel, TOKENS[e.token], round(t * FRAME_SECONDS, 3), e.logprob))
+        for i, (s, st) in enumerate(zip(streams, unstack_states(new_state), strict=True)):
+            s.encoder_state = st
+            s.context = torch.stack([context[i], context[n + i]])
+            s.frames_decoded += frames // 4
+            s.add_events(per_stream[i])
+
+    def decode_offline(self, samples: np.ndarray) -> list[TokenEvent]:
+        """Whole-utterance decode of 16 kHz samples in one encoder call (reference for streaming tests)."""
+        feats = self.log_mel(torch.from_numpy(np.asarray(samples, dtype=np.float32)))
+        feats = feats[: feats.shape[0] - feats.shape[0] % 4]
+        with self._lock, torch.inference_mode():
+            enc = self.model.encode(feats[None])  # (2, T', J)
+            emissions, _ = greedy_search(
+                self.model.decoder, self.model.joiner, enc,
+                init_context(2, self.config.model.context_size), self.config.streaming.max_symbols_per_frame,
+            )  # fmt: skip
+        return [TokenEvent(e.row, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob) for e in emissions]
+
+    def transcribe_events(self, samples: np.ndarray, sample_rate: int) -> list[TokenEvent]:
+        """All token events of a whole signal, decoded through the streaming path chunk by chunk."""
+        stream = self.create_stream()
+        stream.accept_waveform(sample_rate, samples)
+        stream.input_finished()
+        events: list[TokenEvent] = []
+        while stream.is_ready:
+            self.decode_streams([stream])
+            events.extend(stream.pop_events())
+        return events

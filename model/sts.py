@@ -1,0 +1,74 @@
+"""The separator-transducer-segmenter: encoder, shared prediction network and joiner, and its training loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from model.config import StsConfig
+from model.decoder import Decoder
+from model.encoder import StsEncoder, init_state
+from model.joiner import Joiner
+from model.rnnt_loss import rnnt_loss
+from model.tokenizer import BLANK_ID
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the training objective."""
+
+    latency_weight: float = 0.05  # nats per frame of <sot>/<eot> emission later than its reference frame
+    latency_tolerance: int = 3  # frames (40 ms) of delay allowed without penalty
+    fastemit_lambda: float = 0.0  # FastEmit regularisation (0 disables)
+
+
+class StsModel(nn.Module):
+    def __init__(self, cfg: StsConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = StsEncoder(cfg.model, cfg.features.n_mels)
+        self.decoder = Decoder(cfg.model)
+        self.joiner = Joiner(cfg.model)
+
+    def encode(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, T, 80) features (T a multiple of 4) -> (2N, T/4, joiner_dim) projected channel encodings,
+        channel 0 of every item first, then channel 1."""
+        enc, _ = self.encoder(feats, init_state(self.cfg.model, feats.shape[0]))
+        return self.joiner.project_encoder(enc)
+
+    def loss(
+        self,
+        feats: torch.Tensor,
+        feat_lens: torch.Tensor,
+        targets: torch.Tensor,
+        target_lens: torch.Tensor,
+        ref_frames: torch.Tensor,
+        loss_cfg: LossConfig,
+    ) -> torch.Tensor:
+        """Summed transducer loss over both channels of every session.
+
+        Args:
+            feats: (N, T, 80) log-mel, T a multiple of 4, padded after each item's end.
+            feat_lens: (N,) valid feature frames.
+            targets: (2N, U) channel targets, channel 0 of every item first (padded with blank).
+            target_lens: (2N,) valid targets.
+            ref_frames: (2N, U) reference encoder frame of each <sot>/<eot>, -1 elsewhere.
+        Returns:
+            (2N,) loss per channel sequence, nats.
+        """
+        enc = self.encode(feats)  # (2N, T', J)
+        enc_lens = (feat_lens // 4).clamp(min=1).repeat(2)
+        dec = self.decoder(torch.nn.functional.pad(targets, (1, 0), value=BLANK_ID))  # (2N, U + 1, J)
+        logits = self.joiner(enc[:, :, None, :], dec[:, None, :, :])  # (2N, T', U + 1, V)
+        penalty = None
+        if loss_cfg.latency_weight > 0:
+            t = torch.arange(enc.shape[1], device=enc.device)[None, :, None]  # (1, T', 1)
+            ref = ref_frames[:, None, :]  # (2N, 1, U)
+            late = (t - ref - loss_cfg.latency_tolerance).clamp(min=0).float()
+            penalty = torch.where(ref >= 0, loss_cfg.latency_weight * late, torch.zeros_like(late))
+        return rnnt_loss(
+            logits, targets, enc_lens, target_lens, blank=BLANK_ID,
+            fastemit_lambda=loss_cfg.fastemit_lambda, label_penalty=penalty,
+        )  # fmt: skip
