@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from model.config import StsConfig
 from model.sts import StsModel
+from model.tokenizer import BLANK_ID
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -40,7 +41,18 @@ def load_model(directory: str | Path | None = None) -> StsModel:
     return model.eval()
 
 
-def random_model(cfg: StsConfig, seed: int = 0) -> StsModel:
-    """A model with seeded random weights (tests and service development)."""
+def random_model(cfg: StsConfig, seed: int = 0, lively: bool = True) -> StsModel:
+    """A model with seeded random weights (tests and service development).
+
+    With ``lively`` the joiner is sharpened (output weights x10, encoder projection x5, blank bias +2) so that
+    the untrained model emits a varied, input-dependent mix of tokens and blanks instead of all blanks or one
+    token on every frame; tests that compare decodes then compare something.
+    """
     torch.manual_seed(seed)
-    return StsModel(cfg).eval()
+    model = StsModel(cfg).eval()
+    if lively:
+        with torch.no_grad():
+            model.joiner.out.weight.mul_(10.0)
+            model.joiner.enc_proj.weight.mul_(5.0)
+            model.joiner.out.bias[BLANK_ID] += 2.0
+    return model

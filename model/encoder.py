@@ -132,10 +132,14 @@ class StsEncoder(nn.Module):
         c = cfg.d_model
         self.cfg = cfg
         self.subsampling = CausalSubsampling(n_mels, c)
-        self.mixture = nn.LSTM(c, c, num_layers=cfg.mixture_layers, batch_first=True, dropout=_between(cfg, cfg.mixture_layers))
+        self.mixture = nn.LSTM(
+            c, c, num_layers=cfg.mixture_layers, batch_first=True, dropout=_between(cfg, cfg.mixture_layers)
+        )
         self.separator = nn.LSTM(c, c, num_layers=cfg.separator_layers, batch_first=True)
         self.masks = nn.Linear(c, 2 * c)
-        self.channel = nn.LSTM(c, c, num_layers=cfg.channel_layers, batch_first=True, dropout=_between(cfg, cfg.channel_layers))
+        self.channel = nn.LSTM(
+            c, c, num_layers=cfg.channel_layers, batch_first=True, dropout=_between(cfg, cfg.channel_layers)
+        )
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:

@@ -61,7 +61,5 @@ def heat_targets(turns: Sequence[TurnLike], num_channels: int = 2) -> ChannelTar
         turn, c = turns[i], channel[i]
         ids = encode_turn(turn.text)
         tokens[c].extend(ids)
-        frames[c].extend(
-            [int(turn.start / FRAME_SECONDS)] + [-1] * (len(ids) - 2) + [int(turn.end / FRAME_SECONDS)]
-        )
+        frames[c].extend([int(turn.start / FRAME_SECONDS)] + [-1] * (len(ids) - 2) + [int(turn.end / FRAME_SECONDS)])
     return ChannelTargets(tuple(map(tuple, tokens)), tuple(map(tuple, frames)))
