@@ -1,0 +1,292 @@
+"""A small real-speech check set, built only from recordings that packages ship.
+
+Sources (DESIGN.md section 3; too little to train on, used to check synthetic-to-real transfer):
+- Debian ``pocketsphinx-testdata`` (``/usr/share/pocketsphinx/test/data``), 16 kHz read speech:
+  ``librivox/`` five sentences of one LibriVox reader of *Sense and Sensibility*, reference in
+  ``librivox/transcription``; ``cards/`` five playing-card utterances, reference in
+  ``cards/cards.transcription``; ``goforward.raw`` ("go forward ten meters", the hypothesis the
+  pocketsphinx unit tests assert) and ``tidigits/dhd.2934z.raw`` (TIDIGITS naming: digits 2 9 3 4,
+  "z" = zero). Speakers are not documented: each corpus folder is taken as one speaker, and the two
+  loose raw files share one label ("pocketsphinx_misc") so that they are never mixed with each other.
+  ``numbers.raw`` and ``something.raw`` are left out: no reference transcript ships for them.
+- The two-speaker ``sample/sample.wav`` (30 s) + ``sample.rttm`` of the ``pyannote.audio`` wheel, taken
+  from the wheel file only (pyannote is never installed). No transcript exists, so its turns carry an
+  empty text and the session has ``"wer": false``: it checks speaker turns (diarization), not words.
+
+Output (``python -m model.data.realspeech --out data/real``):
+``<out>/single/<session_id>.flac`` (each clip alone) and ``<out>/pairs/<session_id>.flac`` (two clips of
+different speakers, the second starting before the first ends, overlap 10-40 % of the speech time),
+and ``<out>/sessions.jsonl`` with one :class:`RealSession` (as a dict) per line; times in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import re
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from model.data.voices import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")  # Debian pocketsphinx-testdata
+PYANNOTE_REQUIREMENT = "pyannote.audio==4.0.7"  # wheel that ships sample/sample.wav + sample.rttm
+PYANNOTE_MEMBER = "pyannote/audio/sample/sample"  # path of the sample in the wheel, without suffix
+OVERLAP_RANGE = (0.10, 0.40)  # overlap of a pair, as a fraction of its speech (union) time
+GAIN_RANGE_DB = (-3.0, 3.0)  # level of the second clip relative to the first, after RMS matching
+_FRAME = 400  # samples per energy frame (25 ms) for speech trimming
+_TRIM_DB = 35.0  # frames within this many dB of the loudest frame count as speech
+_PAD = 0.10  # s of audio kept around the detected speech
+_PEAK = 0.9  # peak magnitude of every written session
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker's stretch of speech in a session."""
+
+    speaker: str  # speaker label, unique across the check set
+    start: float  # s from the session start
+    end: float  # s from the session start
+    text: str  # normalised reference words; "" where no transcript exists
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One real recording with its reference."""
+
+    clip_id: str  # e.g. "librivox-0870"
+    speaker: str  # speaker label (see the module docstring for how they were assigned)
+    text: str  # normalised reference words ("" for none)
+    audio: np.ndarray  # (num_samples,) float32 at SAMPLE_RATE, trimmed to speech +- _PAD
+    source: str  # where it comes from (package and path)
+
+
+@dataclass(frozen=True)
+class RealSession:
+    """One line of sessions.jsonl."""
+
+    session_id: str  # file stem of the audio
+    subset: str  # "single" or "pairs"
+    audio: str  # path of the FLAC relative to the output folder
+    duration: float  # s
+    turns: list[Turn]  # reference turns sorted by start
+    wer: bool  # True when every turn has a reference transcript
+    overlap: float  # overlapped fraction of the speech time (0 for single clips without overlap)
+    sources: list[str]  # package paths of the clips used
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, letters, digits, apostrophes and single spaces only."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def trim_to_speech(audio: np.ndarray) -> np.ndarray:
+    """Cut leading and trailing non-speech (frame energy more than _TRIM_DB below the peak frame)."""
+    n = len(audio) // _FRAME
+    assert n > 0, f"clip too short to trim: {len(audio)} samples"
+    energy = 10 * np.log10(np.mean(audio[: n * _FRAME].reshape(n, _FRAME) ** 2, axis=1) + 1e-12)
+    active = np.flatnonzero(energy > energy.max() - _TRIM_DB)
+    pad = int(_PAD * SAMPLE_RATE)
+    start = max(0, int(active[0]) * _FRAME - pad)
+    end = min(len(audio), (int(active[-1]) + 1) * _FRAME + pad)
+    return audio[start:end]
+
+
+def _read_transcripts(path: Path) -> dict[str, str]:
+    """Sphinx transcription lines ``<s> words </s> (utt_id)`` as {utt_id: words}."""
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s*(.*?)\s*\((\S+)\)\s*$", line)
+        if m:
+            words = m.group(1).replace("<s>", " ").replace("</s>", " ")
+            out[m.group(2)] = normalise_text(words)
+    return out
+
+
+def _load_wav(path: Path) -> np.ndarray:
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    assert rate == SAMPLE_RATE, f"{path} is {rate} Hz, expected {SAMPLE_RATE}"
+    return audio.mean(axis=1)
+
+
+def _load_raw(path: Path) -> np.ndarray:
+    """Headerless 16 kHz 16-bit little-endian mono, as the pocketsphinx tests read it."""
+    return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def pocketsphinx_clips(root: Path = POCKETSPHINX_DIR) -> list[Clip]:
+    """The transcribed clips of pocketsphinx-testdata (empty list, with a warning, if not installed)."""
+    if not root.is_dir():
+        log.warning("%s not found: apt-get install pocketsphinx-testdata", root)
+        return []
+    clips: list[Clip] = []
+    for folder, speaker in (("librivox", "librivox_austen_reader"), ("cards", "pocketsphinx_cards")):
+        refs = _read_transcripts(root / folder / ("transcription" if folder == "librivox" else "cards.transcription"))
+        for utt_id, text in sorted(refs.items()):
+            wav = root / folder / f"{utt_id}.wav"
+            short = utt_id.rsplit("-", 1)[-1]
+            clips.append(Clip(f"{folder}-{short}", speaker, text, trim_to_speech(_load_wav(wav)), str(wav)))
+    for name, text in (
+        ("goforward.raw", "go forward ten meters"),
+        ("tidigits/dhd.2934z.raw", "two nine three four zero"),
+    ):
+        raw = root / name
+        clip_id = Path(name).stem.replace(".", "-")
+        clips.append(Clip(clip_id, "pocketsphinx_misc", text, trim_to_speech(_load_raw(raw)), str(raw)))
+    return clips
+
+
+def fetch_pyannote_sample(cache: Path) -> tuple[np.ndarray, list[Turn]] | None:
+    """The pyannote.audio sample and its RTTM turns, from the wheel (downloaded with pip if absent)."""
+    wheels = sorted(cache.glob("pyannote_audio-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            PYANNOTE_REQUIREMENT,
+            "-d",
+            str(cache),
+        ]
+        if subprocess.run(cmd, check=False).returncode != 0:
+            log.warning("could not download %s; the pyannote sample is left out", PYANNOTE_REQUIREMENT)
+            return None
+        wheels = sorted(cache.glob("pyannote_audio-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        with wheel.open(f"{PYANNOTE_MEMBER}.wav") as f:
+            audio, rate = sf.read(f, dtype="float32", always_2d=True)
+        rttm = wheel.read(f"{PYANNOTE_MEMBER}.rttm").decode()
+    assert rate == SAMPLE_RATE, f"pyannote sample is {rate} Hz, expected {SAMPLE_RATE}"
+    turns = []
+    for line in rttm.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "SPEAKER":
+            start, dur = float(fields[3]), float(fields[4])
+            turns.append(Turn(f"pyannote_{fields[7]}", start, round(start + dur, 3), ""))
+    return audio.mean(axis=1), sorted(turns, key=lambda t: t.start)
+
+
+def overlap_fraction(turns: list[Turn]) -> float:
+    """Time with two or more talkers, over the time with at least one (10 ms grid)."""
+    if not turns:
+        return 0.0
+    grid = np.zeros(int(max(t.end for t in turns) * 100) + 1, dtype=np.int32)
+    for t in turns:
+        grid[int(round(t.start * 100)) : int(round(t.end * 100))] += 1
+    speech = int(np.count_nonzero(grid))
+    return float(np.count_nonzero(grid >= 2)) / speech if speech else 0.0
+
+
+def mix_pair(first: Clip, second: Clip, rng: np.random.Generator) -> tuple[np.ndarray, list[Turn]] | None:
+    """Start ``second`` before ``first`` ends so that 10-40 % of the speech overlaps.
+
+    Returns None when the clip lengths cannot reach OVERLAP_RANGE (a very short clip against a long one).
+    """
+    a, b = len(first.audio), len(second.audio)
+    # With overlap o (samples) the speech covers a + b - o; o <= min(a, b) bounds the fraction.
+    max_fraction = min(OVERLAP_RANGE[1], min(a, b) / max(a, b))
+    if max_fraction < OVERLAP_RANGE[0]:
+        return None
+    fraction = float(rng.uniform(OVERLAP_RANGE[0], max_fraction))
+    overlap = min(int(fraction * (a + b) / (1 + fraction)), min(a, b))
+    offset = a - overlap
+    # Match the RMS levels, then set the second clip's level within GAIN_RANGE_DB.
+    rms_a, rms_b = (float(np.sqrt(np.mean(c.audio**2))) for c in (first, second))
+    gain = rms_a / max(rms_b, 1e-6) * 10 ** (rng.uniform(*GAIN_RANGE_DB) / 20)
+    mix = np.zeros(max(a, offset + b), dtype=np.float32)
+    mix[:a] += first.audio
+    mix[offset : offset + b] += gain * second.audio
+    turns = [
+        Turn(first.speaker, 0.0, round(a / SAMPLE_RATE, 3), first.text),
+        Turn(second.speaker, round(offset / SAMPLE_RATE, 3), round((offset + b) / SAMPLE_RATE, 3), second.text),
+    ]
+    return mix, turns
+
+
+def _write(out: Path, subset: str, session_id: str, audio: np.ndarray) -> str:
+    path = out / subset / f"{session_id}.flac"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    peak = float(np.max(np.abs(audio)))
+    sf.write(path, audio * (_PEAK / peak) if peak > 0 else audio, SAMPLE_RATE, subtype="PCM_16")
+    return str(path.relative_to(out))
+
+
+def build(
+    out: Path, seed: int = 0, pocketsphinx_dir: Path = POCKETSPHINX_DIR, cache: Path | None = None
+) -> list[RealSession]:
+    """Write the check set under ``out`` and return its sessions (also in ``out/sessions.jsonl``)."""
+    rng = np.random.default_rng(seed)
+    clips = pocketsphinx_clips(pocketsphinx_dir)
+    sessions: list[RealSession] = []
+    for clip in clips:
+        duration = len(clip.audio) / SAMPLE_RATE
+        turns = [Turn(clip.speaker, 0.0, round(duration, 3), clip.text)]
+        path = _write(out, "single", clip.clip_id, clip.audio)
+        sessions.append(RealSession(clip.clip_id, "single", path, round(duration, 3), turns, True, 0.0, [clip.source]))
+    sample = fetch_pyannote_sample(cache or out / "cache")
+    if sample is not None:
+        audio, turns = sample
+        path = _write(out, "single", "pyannote-sample", audio)
+        source = f"{PYANNOTE_REQUIREMENT}:{PYANNOTE_MEMBER}.wav"
+        duration = round(len(audio) / SAMPLE_RATE, 3)
+        sessions.append(
+            RealSession("pyannote-sample", "single", path, duration, turns, False, overlap_fraction(turns), [source])
+        )
+    for i, clip_a in enumerate(clips):
+        for clip_b in clips[i + 1 :]:
+            if clip_a.speaker == clip_b.speaker:
+                continue
+            first, second = (clip_a, clip_b) if rng.random() < 0.5 else (clip_b, clip_a)
+            mixed = mix_pair(first, second, rng)
+            if mixed is None:
+                continue
+            audio, turns = mixed
+            session_id = f"{first.clip_id}__{second.clip_id}"
+            path = _write(out, "pairs", session_id, audio)
+            sources = [first.source, second.source]
+            duration = round(len(audio) / SAMPLE_RATE, 3)
+            sessions.append(
+                RealSession(session_id, "pairs", path, duration, turns, True, overlap_fraction(turns), sources)
+            )
+    with open(out / "sessions.jsonl", "w") as f:
+        for s in sessions:
+            f.write(json.dumps(dataclasses.asdict(s)) + "\n")
+    return sessions
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=Path("data/real"), help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of pair order, overlap and gain")
+    parser.add_argument("--pocketsphinx-dir", type=Path, default=POCKETSPHINX_DIR, help="pocketsphinx test data")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="where the pyannote.audio wheel is kept (default <out>/cache)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    sessions = build(args.out, args.seed, args.pocketsphinx_dir, args.cache)
+    for subset in ("single", "pairs"):
+        chosen = [s for s in sessions if s.subset == subset]
+        minutes = sum(s.duration for s in chosen) / 60
+        log.info("%s: %d sessions, %.2f min", subset, len(chosen), minutes)
+
+
+if __name__ == "__main__":
+    main()
