@@ -31,14 +31,14 @@ class ModelConfig:
 
     vocab_size: int = 31  # blank + 26 letters + space + apostrophe + <sot> + <eot>
     subsampling: int = 4  # feature frames per encoder frame (40 ms)
-    d_model: int = 256  # width of every encoder layer
+    d_model: int = 320  # width of every encoder layer
     mixture_layers: int = 2  # causal LSTM layers over the mixture
     separator_layers: int = 1  # causal LSTM layers of the separator before the mask heads
-    channel_layers: int = 2  # causal LSTM layers of the tied channel encoder
+    channel_layers: int = 3  # causal LSTM layers of the tied channel encoder
     num_channels: int = 2  # output channels of the separator
-    decoder_dim: int = 256  # prediction-network embedding width
+    decoder_dim: int = 320  # prediction-network embedding width
     context_size: int = 2  # stateless prediction network: tokens of left context
-    joiner_dim: int = 256  # joiner hidden width
+    joiner_dim: int = 320  # joiner hidden width
     dropout: float = 0.1  # dropout between encoder layers during training
 
     def __post_init__(self) -> None:

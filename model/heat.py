@@ -17,9 +17,14 @@ FRAME_SECONDS = 0.04  # one encoder frame
 
 
 class TurnLike(Protocol):
-    start: float  # seconds
-    end: float  # seconds
-    text: str
+    @property
+    def start(self) -> float: ...  # seconds
+
+    @property
+    def end(self) -> float: ...  # seconds
+
+    @property
+    def text(self) -> str: ...
 
 
 def assign_channels_heat(turns: Sequence[TurnLike], num_channels: int = 2) -> list[int]:

@@ -71,9 +71,9 @@ def test_batched_equals_one_by_one(tiny_recognizer: Recognizer) -> None:
         tiny_recognizer.decode_streams(streams)
         for i, s in enumerate(streams):
             got[i] += s.pop_events()
-    assert sum(len(a) for a in alone) > 100 and sum(1 for a in alone if a) >= 3, [len(a) for a in alone]
-    for g, a in zip(got, alone, strict=True):
-        assert key(g) == key(a)
+    assert sum(len(ev) for ev in alone) > 100 and sum(1 for ev in alone if ev) >= 3, [len(ev) for ev in alone]
+    for g, ev in zip(got, alone, strict=True):
+        assert key(g) == key(ev)
 
 
 def test_stack_unstack_inverse() -> None:

@@ -1,0 +1,202 @@
+"""Train the STS model on simulated meetings made on the fly.
+
+    python -m model.train --out exp/sts --bank data/bank --families espeak:1,flite:1,festival:1 --steps 20000
+
+Resumes exactly from ``<out>/last`` when it exists (model, optimizer, data position, RNG); otherwise starts
+from the bundled model (``--init bundled``, the default when one exists) or from scratch (``--init scratch``).
+Snapshots ``<out>/step-N`` are kept for checkpoint averaging (``python -m model.average``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from tqdm import tqdm
+
+from model.batching import Batch, SessionLike, SpecAugment, collate
+from model.checkpoint import BUNDLED_DIR, WEIGHTS, load_config, load_model
+from model.config import StsConfig
+from model.features import LogMel
+from model.sts import LossConfig, StsModel
+from model.train_data import DataConfig, SessionSource
+from model.train_state import load_training, save_training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping settings of one training run."""
+
+    out: str = "exp/sts"  # run folder: last/, step-N/ snapshots, log.jsonl
+    init: str = "auto"  # "auto" (bundled model if present, else scratch), "bundled", "scratch" or a checkpoint dir
+    steps: int = 20000  # total optimizer steps (counted across resumptions)
+    batch_size: int = 8  # sessions per step
+    lr: float = 1.5e-3  # peak learning rate (AdamW)
+    warmup: int = 300  # linear warm-up steps
+    min_lr_ratio: float = 0.05  # cosine decay floor, as a fraction of lr
+    weight_decay: float = 1e-2  # AdamW weight decay
+    grad_clip: float = 5.0  # gradient-norm clip
+    save_every: int = 200  # steps between resumable checkpoints (and snapshots)
+    keep_snapshots: int = 5  # snapshots kept for averaging
+    eval_every: int = 400  # steps between dev-loss evaluations
+    log_every: int = 20  # steps between log lines
+    threads: int = 2  # torch intra-op threads
+    seed: int = 0  # data and augmentation seed
+    max_minutes: float = 0.0  # stop (after saving) when this much wall time has passed; 0 = no limit
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def initial_model(cfg: TrainConfig, model_cfg: StsConfig) -> StsModel:
+    init = cfg.init
+    if init == "auto":
+        init = "bundled" if (BUNDLED_DIR / WEIGHTS).exists() else "scratch"
+    if init == "scratch":
+        torch.manual_seed(cfg.seed)
+        return StsModel(model_cfg)
+    return load_model(None if init == "bundled" else init).train()
+
+
+def dev_loss(model: StsModel, batches: list[Batch], loss_cfg: LossConfig) -> float:
+    """Mean transducer loss per target token over fixed dev batches."""
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            total += float(model.loss(b.feats, b.feat_lens, b.targets, b.target_lens, b.ref_frames, loss_cfg).sum())
+            tokens += int(b.target_lens.sum()) + int(b.feat_lens.sum()) // 4
+    model.train()
+    return total / max(1, tokens)
+
+
+class Source(Protocol):
+    def train_batch(self, step: int, size: int) -> Sequence[SessionLike]: ...
+    def dev_batches(self, size: int) -> Sequence[Sequence[SessionLike]]: ...
+
+
+def train(
+    cfg: TrainConfig, data_cfg: DataConfig, loss_cfg: LossConfig, model_cfg: StsConfig, source: Source | None = None
+) -> Path:
+    """Run (or resume) training; returns the folder of the last checkpoint."""
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    last = out / "last"
+    model = StsModel(load_config(last)) if last.exists() else initial_model(cfg, model_cfg)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step = 0
+    if last.exists():
+        info = load_training(last, model, opt)
+        step = int(info["step"])
+        print(f"resumed from {last} at step {step}", file=sys.stderr)
+    (out / "run_config.json").write_text(
+        json.dumps({"train": asdict(cfg), "data": asdict(data_cfg), "loss": asdict(loss_cfg)}, indent=2)
+    )
+    log_mel = LogMel(model.cfg.features)
+    source = source or SessionSource(data_cfg, seed=cfg.seed)
+    dev_batches = [collate(chunk, log_mel) for chunk in source.dev_batches(cfg.batch_size)]
+    spec = SpecAugment()
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}", file=sys.stderr)
+    use_amp = device.type == "cuda"
+    t_start = time.time()
+    audio_seconds = 0.0
+    log = (out / "log.jsonl").open("a")
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5)
+    running = 0.0
+    while step < cfg.steps:
+        sessions = source.train_batch(step, cfg.batch_size)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # augmentation: a function of step
+        batch = spec(collate(sessions, log_mel), gen).to(device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            losses = model.loss(
+                batch.feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames, loss_cfg
+            )
+        norm_by = int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4
+        loss = losses.sum() / max(1, norm_by)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loss_value = float(loss.detach())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        if math.isfinite(grad_norm):
+            opt.step()
+        step += 1
+        audio_seconds += batch.audio_seconds
+        running = 0.95 * running + 0.05 * loss_value if step > 1 else loss_value
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(cfg, step):.2e}")
+        elapsed = time.time() - t_start
+        if step % cfg.log_every == 0:
+            rec = {"step": step, "loss": loss_value, "smoothed": running, "grad_norm": grad_norm,
+                   "lr": lr_at(cfg, step), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}  # fmt: skip
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        if step % cfg.eval_every == 0 and dev_batches:
+            dl = dev_loss(model, [b.to(device) for b in dev_batches], loss_cfg)
+            log.write(json.dumps({"step": step, "dev_loss": dl}) + "\n")
+            log.flush()
+            tqdm.write(f"step {step}: dev loss {dl:.4f} per token+frame")
+        out_of_time = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60
+        if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
+            save_training(last, model, opt, {"step": step, "seed": cfg.seed})
+            snapshot = out / f"step-{step}"
+            save_training(snapshot, model, opt, {"step": step, "seed": cfg.seed})
+            snaps = sorted(out.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+            for old in snaps[: -cfg.keep_snapshots]:
+                for f in old.iterdir():
+                    f.unlink()
+                old.rmdir()
+        if out_of_time:
+            tqdm.write(f"stopping after {elapsed / 60:.1f} minutes at step {step}")
+            break
+    bar.close()
+    return last
+
+
+def _add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    for f in fields(cls):
+        default = f.default
+        kind = type(default) if default is not None else str
+        parser.add_argument(f"--{prefix}{f.name.replace('_', '-')}", type=kind, default=default)
+
+
+def _from_args(args: argparse.Namespace, cls: type, prefix: str = "") -> object:
+    return cls(**{f.name: getattr(args, (prefix + f.name).replace("-", "_")) for f in fields(cls)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_dataclass_args(parser, TrainConfig)
+    _add_dataclass_args(parser, DataConfig, "data-")
+    _add_dataclass_args(parser, LossConfig, "loss-")
+    parser.add_argument("--model-config", default=None, help="JSON config for a model trained from scratch")
+    args = parser.parse_args(argv)
+    model_cfg = StsConfig()
+    if args.model_config:
+        model_cfg = StsConfig.from_dict(json.loads(Path(args.model_config).read_text()))
+    train_cfg = _from_args(args, TrainConfig)
+    data_cfg = _from_args(args, DataConfig, "data_")
+    loss_cfg = _from_args(args, LossConfig, "loss_")
+    assert isinstance(train_cfg, TrainConfig) and isinstance(data_cfg, DataConfig) and isinstance(loss_cfg, LossConfig)
+    train(train_cfg, data_cfg, loss_cfg, model_cfg)
+
+
+if __name__ == "__main__":
+    main()
