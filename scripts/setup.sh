@@ -15,4 +15,4 @@ if ((${#missing[@]})); then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev,data]"
