@@ -1,0 +1,227 @@
+"""From per-channel token events to speaker turns.
+
+``TurnAssembler`` is a small policy class with a ``push / partials / finalize`` contract:
+
+    asm = TurnAssembler(ChannelLabeller())
+    for events in decoded_batches:          # TokenEvents of one stream, in time order per channel
+        finals = asm.push(events)           # turns closed by these events
+        partials = asm.partials()           # open turns whose (stable) text changed
+    finals = asm.finalize()                 # end of stream: close every open turn
+
+It needs only the four fields of a token event (channel, token, time, logprob), so it imports neither the
+model nor torch and the client SDK can reuse it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.schemas import PartialMessage, Turn, Word
+
+SOT = "<sot>"  # start of a turn
+EOT = "<eot>"  # end of a turn
+FRAME_SECONDS = 0.04  # encoder frame: a token at time t covers [t, t + 0.04)
+DEFAULT_MAX_TURN_SECONDS = 30.0  # longer turns are closed at a word boundary and a new one opened
+
+
+class TokenEventLike(Protocol):
+    """What the assembler reads from ``model.recognizer.TokenEvent``."""
+
+    @property
+    def channel(self) -> int: ...  # output channel, 0 or 1
+    @property
+    def token(self) -> str: ...  # a character (or subword), "<sot>" or "<eot>"
+    @property
+    def time(self) -> float: ...  # seconds from stream start (start of the emitting 40 ms frame)
+    @property
+    def logprob(self) -> float: ...
+
+
+class SpeakerLabeller(Protocol):
+    """Gives each turn a meeting-wide speaker label. Called for every partial and final turn, in order."""
+
+    def label(self, turn: Turn) -> str: ...
+
+
+class ChannelLabeller:
+    """Provisional labeller: channel 0 is "S1", channel 1 is "S2".
+
+    This is NOT speaker identity: HEAT puts a turn on channel 0 whenever channel 0 is free, so one person
+    appears on both channels and two people share a channel. A labeller that clusters voices replaces it
+    behind the same ``SpeakerLabeller`` interface.
+    """
+
+    def label(self, turn: Turn) -> str:
+        return f"S{turn.channel + 1}"
+
+
+@dataclass
+class _Word:
+    chars: list[str] = field(default_factory=list)
+    start: float = 0.0
+    end: float = 0.0
+    logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    def to_word(self) -> Word:
+        return Word(word=self.text, start=round(self.start, 3), end=round(self.end, 3),
+                    confidence=_confidence(self.logprobs))  # fmt: skip
+
+
+@dataclass
+class _OpenTurn:
+    channel: int
+    start: float
+    words: list[_Word] = field(default_factory=list)  # complete words
+    current: _Word | None = None  # word being spelled
+    turn_id: str | None = None  # given when the first character arrives
+    last_partial: str = ""  # text of the last partial sent
+
+    def has_text(self) -> bool:
+        return bool(self.words) or self.current is not None
+
+
+def _confidence(logprobs: list[float]) -> float:
+    if not logprobs:
+        return 0.0
+    return round(min(1.0, max(0.0, math.exp(sum(logprobs) / len(logprobs)))), 3)
+
+
+class TurnAssembler:
+    """Turns the token events of one stream (both channels) into turns.
+
+    - ``<sot>`` opens a turn on its channel (closing one left open there); characters accumulate into words
+      (a word runs from its first character's frame to the end of its last character's frame; its confidence
+      is exp of the mean log-probability of its characters); ``<eot>`` closes the turn.
+    - Characters without a ``<sot>`` open a turn implicitly; an ``<eot>`` with no open turn is ignored; a turn
+      with no words is dropped and gets no turn_id.
+    - A turn reaching ``max_turn_seconds`` is closed after its last complete word and a new one opened with
+      the word in progress (or closed whole when it has no complete word).
+    - Partials show only complete words, so text once shown never changes; one is reported only when that
+      text grew since the last one for the turn.
+    """
+
+    def __init__(
+        self,
+        labeller: SpeakerLabeller | None = None,
+        max_turn_seconds: float = DEFAULT_MAX_TURN_SECONDS,
+        frame_seconds: float = FRAME_SECONDS,
+    ) -> None:
+        assert max_turn_seconds > 0, f"max_turn_seconds must be positive, got {max_turn_seconds}"
+        self.labeller: SpeakerLabeller = labeller or ChannelLabeller()
+        self.max_turn_seconds = max_turn_seconds
+        self.frame_seconds = frame_seconds
+        self._open: dict[int, _OpenTurn] = {}
+        self._next_id = 1
+        self.turns_closed = 0  # final turns returned so far
+
+    # -- events ---------------------------------------------------------------------------------------
+    def push(self, events: Iterable[TokenEventLike]) -> list[Turn]:
+        """Feed token events (in time order per channel); returns the turns they closed, in order."""
+        finals: list[Turn] = []
+        for e in events:
+            if e.token == SOT:
+                self._close(e.channel, finals)
+                self._open[e.channel] = _OpenTurn(e.channel, e.time)
+            elif e.token == EOT:
+                self._close(e.channel, finals, end=e.time)
+            elif e.token.startswith("<") and e.token.endswith(">"):
+                continue  # blank, unknown or future special tokens carry no text
+            else:
+                # a multi-character (subword) token scores once, on its first non-space character
+                scored = False
+                for ch in e.token:
+                    lp = None if scored or ch.isspace() else e.logprob
+                    scored = scored or lp is not None
+                    self._char(e.channel, ch, e.time, lp, finals)
+        return finals
+
+    def _char(self, channel: int, ch: str, time: float, logprob: float | None, finals: list[Turn]) -> None:
+        turn = self._open.get(channel)
+        if ch.isspace():
+            if turn is not None and turn.current is not None:
+                turn.words.append(turn.current)
+                turn.current = None
+            return
+        if turn is None:
+            turn = self._open[channel] = _OpenTurn(channel, time)
+        elif time - turn.start >= self.max_turn_seconds:
+            turn = self._split(turn, time, finals)
+        if turn.current is None:
+            turn.current = _Word(start=time)
+            if turn.turn_id is None:
+                turn.turn_id = f"t{self._next_id}"
+                self._next_id += 1
+        turn.current.chars.append(ch)
+        turn.current.end = time + self.frame_seconds
+        if logprob is not None:
+            turn.current.logprobs.append(logprob)
+
+    def _split(self, turn: _OpenTurn, time: float, finals: list[Turn]) -> _OpenTurn:
+        """Close an over-long turn after its complete words; the word in progress opens the next turn."""
+        carry = turn.current if turn.words else None
+        if carry is not None:
+            turn.current = None
+        self._close(turn.channel, finals)
+        new = self._open[turn.channel] = _OpenTurn(turn.channel, carry.start if carry else time)
+        if carry is not None:
+            new.current = carry
+            new.turn_id = f"t{self._next_id}"
+            self._next_id += 1
+        return new
+
+    def _close(self, channel: int, finals: list[Turn], end: float | None = None) -> None:
+        turn = self._open.pop(channel, None)
+        if turn is None:
+            return
+        if turn.current is not None:
+            turn.words.append(turn.current)
+            turn.current = None
+        if not turn.words:
+            return
+        assert turn.turn_id is not None, "a turn with words has a turn_id"
+        last = turn.words[-1].end
+        finals.append(self._final(turn, max(end, last) if end is not None else last))
+
+    def _final(self, turn: _OpenTurn, end: float) -> Turn:
+        logprobs = [lp for w in turn.words for lp in w.logprobs]
+        t = Turn(
+            turn_id=turn.turn_id or "", channel=turn.channel, speaker="", start=round(turn.start, 3),
+            end=round(end, 3), text=" ".join(w.text for w in turn.words),
+            confidence=_confidence(logprobs), words=[w.to_word() for w in turn.words],
+        )  # fmt: skip
+        self.turns_closed += 1
+        return t.model_copy(update={"speaker": self.labeller.label(t)})
+
+    # -- queries and commands -------------------------------------------------------------------------
+    def partials(self) -> list[PartialMessage]:
+        """Open turns whose complete-word text changed since their last partial, by channel."""
+        out: list[PartialMessage] = []
+        for channel in sorted(self._open):
+            turn = self._open[channel]
+            text = " ".join(w.text for w in turn.words)
+            if not text or text == turn.last_partial or turn.turn_id is None:
+                continue
+            turn.last_partial = text
+            probe = Turn(turn_id=turn.turn_id, channel=channel, speaker="", start=round(turn.start, 3),
+                         end=round(turn.words[-1].end, 3), text=text, confidence=0.0)  # fmt: skip
+            out.append(PartialMessage(turn_id=turn.turn_id, channel=channel, speaker=self.labeller.label(probe),
+                                      start=probe.start, text=text))  # fmt: skip
+        return out
+
+    def finalize(self) -> list[Turn]:
+        """Close every open turn now (ending at its last word); returns them ordered by start."""
+        finals: list[Turn] = []
+        for channel in sorted(self._open, key=lambda c: (self._open[c].start, c)):
+            self._close(channel, finals)
+        return finals
+
+    @property
+    def open_channels(self) -> list[int]:
+        return sorted(self._open)

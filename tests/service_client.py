@@ -1,0 +1,98 @@
+"""Client helpers for the service tests: stream audio over a real WebSocket, post files over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tests.lively import SR
+
+
+# -- WebSocket client helpers -------------------------------------------------------------------------
+def to_bytes(samples: np.ndarray, encoding: str = "pcm_s16le") -> bytes:
+    if encoding == "pcm_s16le":
+        return (np.clip(samples, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    return samples.astype("<f4").tobytes()
+
+
+async def read_until_closed(ws: Any, timeout: float = 20.0) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message until the server closes; returns them and the close code."""
+    import asyncio
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+
+    messages: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for raw in ws:
+                messages.append(json.loads(raw))
+    except ConnectionClosed:
+        pass
+    return messages, ws.close_code
+
+
+async def stream_audio(
+    url: str,
+    samples: np.ndarray,
+    sample_rate: int = SR,
+    encoding: str = "pcm_s16le",
+    frame_seconds: float = 0.1,
+    speed: float = 20.0,
+    interim: bool = True,
+    **connect: Any,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Stream ``samples`` at ``speed`` x real time in ``frame_seconds`` frames, then stop; returns every
+    server message and the close code."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect as ws_connect
+
+    async with ws_connect(url, **connect) as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate": sample_rate, "encoding": encoding,
+                                  "interim_results": interim}))  # fmt: skip
+        reader = asyncio.create_task(read_until_closed(ws, timeout=60))
+        step = max(1, int(frame_seconds * sample_rate))
+        for i in range(0, len(samples), step):
+            await ws.send(to_bytes(samples[i : i + step], encoding))
+            await asyncio.sleep(frame_seconds / speed)
+        await ws.send(json.dumps({"type": "stop"}))
+        return await reader
+
+
+def final_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    turns = [{k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "turn"]
+    return sorted(turns, key=lambda t: (t["start"], t["channel"], int(t["turn_id"][1:])))
+
+
+# -- HTTP helpers (stdlib only) -----------------------------------------------------------------------
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, str, bytes]:
+    """(status, content type, body) of one request; HTTP errors are returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.headers.get("content-type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("content-type", ""), e.read()
+
+
+def multipart(data: bytes, filename: str = "audio.wav", field: str = "file") -> tuple[bytes, dict[str, str]]:
+    boundary = "sts-test-boundary-7d3a"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"
+    }
+
+
+def post_audio(base: str, data: bytes, query: str = "", as_form: bool = True,
+               headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:  # fmt: skip
+    body, h = multipart(data) if as_form else (data, {"Content-Type": "application/octet-stream"})
+    return http("POST", f"{base}/v1/transcriptions{query}", body, {**h, **(headers or {})})

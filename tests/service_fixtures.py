@@ -1,0 +1,104 @@
+"""Fixtures for the service tests (a pytest plugin: `pytest_plugins = ["tests.service_fixtures"]`): a real
+uvicorn server on loopback, in a thread, with a lively random model."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.lively import SR, burst_audio, lively_recognizer
+
+
+class ServerHandle:
+    """A uvicorn server running ``create_app(settings, recognizer)`` in a background thread."""
+
+    def __init__(self, recognizer: Any, **settings: Any) -> None:
+        import uvicorn
+
+        from service.app import create_app
+        from service.config import Settings
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.settings = Settings(host="127.0.0.1", port=self.port, **settings)
+        self.app = create_app(self.settings, recognizer=recognizer)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws_max_size=2 * self.settings.max_frame_bytes, lifespan="on")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def lively() -> Any:
+    return lively_recognizer(seed=0)
+
+
+@pytest.fixture(scope="session")
+def meeting_audio() -> tuple[np.ndarray, list[tuple[float, float]]]:
+    return burst_audio(12.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def meeting_wav(tmp_path_factory: pytest.TempPathFactory, meeting_audio: Any) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "meeting.wav"
+    sf.write(path, meeting_audio[0], SR, subtype="PCM_16")
+    return path
+
+
+TEST_SETTINGS: dict[str, Any] = {
+    "max_streams": 6,
+    "idle_timeout": 5.0,
+    "send_timeout": 3.0,
+    "max_frame_bytes": 256 << 10,
+    "max_upload_bytes": 4 << 20,
+    "max_upload_seconds": 60.0,
+}
+
+
+@pytest.fixture(scope="module")
+def server(lively: Any) -> Iterator[ServerHandle]:
+    handle = ServerHandle(lively, **TEST_SETTINGS)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def make_server(lively: Any) -> Iterator[Any]:
+    """Start servers with other settings; all stop at the end of the test."""
+    handles: list[ServerHandle] = []
+
+    def make(**overrides: Any) -> ServerHandle:
+        h = ServerHandle(lively, **{**TEST_SETTINGS, **overrides})
+        handles.append(h)
+        return h
+
+    yield make
+    for h in handles:
+        h.stop()
