@@ -1,0 +1,350 @@
+"""The meeting simulator: sessions of 1-4 bank voices with turn-taking, pauses, backchannels and overlaps.
+
+Guarantees (tested in tests/test_simulator.py):
+- never more than two voices at once (the HEAT targets have two channels);
+- the overlap share of speech is at most ``max_overlap`` (and aimed at a value drawn in the configured range);
+- each reference turn is exactly the speech extent (``speech_start`` .. ``speech_end`` of the bank utterance)
+  as placed in the mixture, to the sample, with the utterance's text;
+- the same seed (or generator state) gives the identical session.
+
+Layout: utterances are placed one after another. The next speaker either waits for a pause after everyone
+has finished, or (while the overlap so far is below the session's target) starts before the current speaker
+ends, never before everyone else has finished. Listeners may drop a backchannel ("yeah") into a long turn.
+Then each speaker's track gets a gain and optionally a synthetic room response; noise (white, pink, babble of
+other bank voices, mains hum) is added at a random SNR and the mixture is scaled to a random peak level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from model.data.bank import Bank, Utterance
+from model.data.meeting import Session, Turn, activity_stats
+from model.data.voices import SAMPLE_RATE
+
+NOISE_TYPES = ("white", "pink", "babble", "hum")
+SAFETY = 0.01  # seconds kept between intervals that must not touch, above rounding to samples
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """How sessions are drawn. Ranges are sampled uniformly per session."""
+
+    split: str = "train"  # bank split of the voices (and so of the sentences): "train" or "dev"
+    min_speakers: int = 1  # speakers per session, drawn uniformly in [min_speakers, max_speakers]
+    max_speakers: int = 4
+    min_duration: float = 4.0  # seconds, session length drawn in [min_duration, max_duration]
+    max_duration: float = 60.0  # (a single utterance longer than the drawn length may exceed it)
+    min_overlap: float = 0.0  # share of speech with two voices, target drawn in [min_overlap, max_overlap]
+    max_overlap: float = 0.4  # hard upper bound on that share (multi-speaker sessions)
+    pause_mean: float = 0.5  # seconds, mean of the exponential pause between turns that do not overlap
+    max_pause: float = 2.5  # seconds, longest such pause
+    same_speaker_prob: float = 0.15  # chance that a speaker keeps the floor for another turn
+    overlap_prob: float = 0.85  # chance to overlap a speaker change while below the target overlap
+    backchannel_prob: float = 0.3  # chance that a listener backchannels into a turn of 1.5 s or more
+    lead_silence: float = 0.5  # seconds, longest silence before the first and after the last turn
+    gain_db: float = 6.0  # speaker gains drawn in [-gain_db, +gain_db] dB (plus +-1 dB per utterance)
+    noise_prob: float = 0.5  # chance of additive noise
+    noise_types: tuple[str, ...] = NOISE_TYPES  # kinds of noise drawn from
+    snr_db: tuple[float, float] = (5.0, 30.0)  # dB, speech-to-noise ratio range
+    reverb_prob: float = 0.3  # chance of reverberation (one room, a response per speaker)
+    rt60: tuple[float, float] = (0.15, 0.6)  # seconds, reverberation time range
+    peak_level: tuple[float, float] = (0.3, 0.95)  # range of the mixture's peak magnitude
+    max_tries: int = 6  # layouts drawn to land the overlap share in range before taking the closest
+
+    def __post_init__(self) -> None:
+        assert self.split in ("train", "dev"), self.split
+        assert 1 <= self.min_speakers <= self.max_speakers <= 8, (self.min_speakers, self.max_speakers)
+        assert 0 < self.min_duration <= self.max_duration, (self.min_duration, self.max_duration)
+        assert 0 <= self.min_overlap <= self.max_overlap < 1, (self.min_overlap, self.max_overlap)
+        assert all(t in NOISE_TYPES for t in self.noise_types), self.noise_types
+        assert self.snr_db[0] <= self.snr_db[1] and self.rt60[0] <= self.rt60[1], (self.snr_db, self.rt60)
+        assert 0 < self.peak_level[0] <= self.peak_level[1] <= 1, self.peak_level
+
+
+@dataclass
+class _Placed:
+    speaker: int  # index into the session's voices
+    utt: Utterance
+    start: float  # seconds, speech start in the session
+    backchannel: bool
+
+    @property
+    def end(self) -> float:
+        return self.start + self.utt.speech_duration
+
+
+def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class MeetingSimulator:
+    """Draws :class:`Session` objects from a :class:`Bank` (see the module docstring)."""
+
+    def __init__(self, config: SimulatorConfig, bank: Bank) -> None:
+        self.config = config
+        self.bank = bank
+        self.voices = [v for v in bank.voices(config.split)]
+        assert self.voices, f"the voice bank has no {config.split} voices ({bank.root})"
+
+    # ------------------------------------------------------------------------------------------ public
+
+    def sample(self, rng: np.random.Generator | int | None = None, session_id: str | None = None) -> Session:
+        """One session. ``rng``: a generator (advanced) or a seed; same state, same session."""
+        return self.sample_with_sources(rng, session_id)[0]
+
+    def sample_with_sources(
+        self, rng: np.random.Generator | int | None = None, session_id: str | None = None
+    ) -> tuple[Session, dict[str, np.ndarray]]:
+        """A session and each speaker's track as mixed (gain, reverberation, final scale; no noise).
+
+        ``session.audio == sum(tracks.values()) + noise``; tracks are keyed by speaker label.
+        """
+        cfg = self.config
+        if session_id is None and isinstance(rng, int):
+            session_id = f"sim-{cfg.split}-{rng}"
+        rng = _as_rng(rng)
+        if session_id is None:
+            session_id = f"sim-{cfg.split}-{int(rng.integers(2**48)):012x}"
+        n = int(rng.integers(cfg.min_speakers, cfg.max_speakers + 1))
+        voices = self.bank.sample_voices(rng, cfg.split, n)
+        placed = self._layout(rng, voices)
+        return self._mix(rng, session_id, voices, placed)
+
+    # ------------------------------------------------------------------------------------------ layout
+
+    def _layout(self, rng: np.random.Generator, voices: list[str]) -> list[_Placed]:
+        cfg = self.config
+        best: list[_Placed] = []
+        best_miss = math.inf
+        for _ in range(max(1, cfg.max_tries)):
+            placed = self._layout_once(rng, voices)
+            if len(voices) == 1:
+                return placed
+            speech, overlap, _ = activity_stats([(p.start, p.end) for p in placed])
+            ratio = overlap / speech if speech else 0.0
+            miss = max(0.0, cfg.min_overlap - ratio, ratio - cfg.max_overlap)
+            if miss < best_miss:
+                best, best_miss = placed, miss
+            if miss == 0.0:
+                break
+        return best
+
+    def _pick(
+        self, rng: np.random.Generator, voice: str, room: float, used: set[str], kind: str = "sentence"
+    ) -> Utterance | None:
+        """A random utterance of ``voice`` not in ``used`` whose speech fits in ``room`` seconds (or None)."""
+        pool = self.bank.utterances_of(voice, kind)
+        if not pool:
+            return None
+        for _ in range(8):
+            u = pool[int(rng.integers(len(pool)))]
+            if u.speech_duration <= room and u.utt_id not in used:
+                used.add(u.utt_id)
+                return u
+        return None
+
+    def _layout_once(self, rng: np.random.Generator, voices: list[str]) -> list[_Placed]:
+        cfg = self.config
+        n = len(voices)
+        length = float(rng.uniform(cfg.min_duration, cfg.max_duration))
+        target = float(rng.uniform(cfg.min_overlap, cfg.max_overlap)) if n > 1 else 0.0
+        talk = rng.dirichlet(np.full(n, 2.0))  # how talkative each speaker is
+        first_round = list(rng.permutation(n))
+        tail = float(rng.uniform(0, cfg.lead_silence))
+        placed: list[_Placed] = []
+        used: set[str] = set()  # utterances already in the session
+        last_speaker = -1
+        while True:
+            if first_round:
+                spk = int(first_round.pop(0))
+            elif n == 1 or rng.random() < cfg.same_speaker_prob:
+                spk = last_speaker
+            else:
+                p = talk.copy()
+                p[last_speaker] = 0.0
+                spk = int(rng.choice(n, p=p / p.sum()))
+            end_all = max((p.end for p in placed), default=0.0)
+            if not placed:
+                cursor = float(rng.uniform(0, cfg.lead_silence))
+            else:
+                pause = min(float(rng.exponential(cfg.pause_mean)), cfg.max_pause)
+                cursor = end_all + max(pause, 0.3 if spk == last_speaker else 0.05)
+            utt = self._pick(rng, voices[spk], length - tail - min(cursor, end_all), used)
+            if utt is None:
+                if placed:
+                    break
+                pool = self.bank.utterances_of(voices[spk])
+                utt = min((pool[int(rng.integers(len(pool)))] for _ in range(8)), key=lambda u: u.speech_duration)
+            d = utt.speech_duration
+            start = max(cursor, utt.speech_start)  # the file must not begin before the session
+            if placed and spk != last_speaker and n > 1:
+                speech, overlap, _ = activity_stats([(p.start, p.end) for p in placed])
+                lead = max(placed, key=lambda p: p.end)  # the turn to talk over
+                if lead.speaker != spk and overlap < target * speech and rng.random() < cfg.overlap_prob:
+                    floor = max((p.end for p in placed if p is not lead), default=0.0) + SAFETY
+                    o_cap = (target * (speech + d) - overlap) / (1 + target)
+                    o_max = min(d, lead.end - floor, o_cap)
+                    if o_max > 0.1:
+                        o = float(rng.uniform(0.3, 1.0)) * o_max
+                        start = max(lead.end - o, floor, utt.speech_start)
+            if placed and start + d > length - tail:
+                break
+            assert _max_active(placed, start, start + d) <= 1
+            placed.append(_Placed(spk, utt, start, False))
+            last_speaker = spk
+            if n > 1 and d >= 1.5 and rng.random() < cfg.backchannel_prob:
+                self._backchannel(rng, voices, placed, placed[-1], used)
+        return placed
+
+    def _backchannel(
+        self, rng: np.random.Generator, voices: list[str], placed: list[_Placed], turn: _Placed, used: set[str]
+    ) -> None:
+        """Drop a listener's short response into ``turn`` when it keeps to two voices and the overlap cap."""
+        listeners = [i for i in range(len(voices)) if i != turn.speaker and self.bank.backchannels_of(voices[i])]
+        if not listeners:
+            return
+        spk = listeners[int(rng.integers(len(listeners)))]
+        bc = self._pick(rng, voices[spk], turn.end - turn.start - 0.5, used, "backchannel")
+        if bc is None:
+            return
+        lo, hi = turn.start + 0.3, turn.end - 0.2 - bc.speech_duration
+        if hi <= lo:
+            return
+        start = float(rng.uniform(lo, hi))
+        end = start + bc.speech_duration
+        speech, overlap, _ = activity_stats([(p.start, p.end) for p in placed])
+        if (overlap + bc.speech_duration) > self.config.max_overlap * speech:
+            return
+        if _max_active(placed, start - SAFETY, end + SAFETY) <= 1:
+            placed.append(_Placed(spk, bc, start, True))
+
+    # ------------------------------------------------------------------------------------------ mixing
+
+    def _mix(
+        self, rng: np.random.Generator, session_id: str, voices: list[str], placed: list[_Placed]
+    ) -> tuple[Session, dict[str, np.ndarray]]:
+        cfg, sr = self.config, SAMPLE_RATE
+        placed = sorted(placed, key=lambda p: p.start)
+        labels: dict[int, str] = {}  # speaker index -> label, by first turn
+        for p in placed:
+            labels.setdefault(p.speaker, f"S{len(labels) + 1}")
+        order = sorted(labels, key=lambda i: labels[i])
+        tail = float(rng.uniform(0, cfg.lead_silence))
+        ends = [max(p.end + tail, p.start - p.utt.speech_start + p.utt.duration) for p in placed]
+        num = int(math.ceil(max(ends) * sr)) + 1
+        gains = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db, size=len(voices)) / 20)
+        tracks = np.zeros((len(voices), num), dtype=np.float32)
+        turns: list[Turn] = []
+        for p in placed:
+            audio = p.utt.load()
+            offset = int(round((p.start - p.utt.speech_start) * sr))
+            assert offset >= 0, (offset, p.start, p.utt.utt_id)
+            gain = gains[p.speaker] * 10 ** (rng.uniform(-1, 1) / 20)
+            tracks[p.speaker, offset : offset + len(audio)] += gain * audio[: num - offset]
+            start = offset / sr + p.utt.speech_start
+            turns.append(Turn(labels[p.speaker], round(start, 6), round(start + p.utt.speech_duration, 6), p.utt.text))
+        meta: dict[str, Any] = {
+            "voices": {labels[i]: voices[i] for i in order},
+            "families": {labels[i]: self.bank.family_of(voices[i]) for i in order},
+            "split": cfg.split,
+            "backchannels": sum(p.backchannel for p in placed),
+        }
+        if rng.random() < cfg.reverb_prob:
+            rt60 = float(rng.uniform(*cfg.rt60))
+            for i in labels:
+                tracks[i] = _reverberate(tracks[i], _room_response(rng, rt60))
+            meta["rt60"] = round(rt60, 3)
+        mix = tracks.sum(axis=0)
+        noise = np.zeros(num, dtype=np.float32)
+        if rng.random() < cfg.noise_prob and cfg.noise_types:
+            kind = cfg.noise_types[int(rng.integers(len(cfg.noise_types)))]
+            noise = self._noise(rng, kind, num, set(voices))
+            snr = float(rng.uniform(*cfg.snr_db))
+            speech_power = _speech_power(mix, turns)
+            noise_power = float(np.mean(noise.astype(np.float64) ** 2)) + 1e-12
+            noise *= np.float32(math.sqrt(speech_power / noise_power * 10 ** (-snr / 10)))
+            meta["noise"], meta["snr_db"] = kind, round(snr, 2)
+        mix = mix + noise
+        scale = float(rng.uniform(*cfg.peak_level)) / max(float(np.max(np.abs(mix))), 1e-6)
+        mix *= np.float32(scale)
+        tracks *= np.float32(scale)
+        speech, overlap, _ = activity_stats([(t.start, t.end) for t in turns])
+        meta["overlap_ratio"] = round(overlap / speech, 4) if speech else 0.0
+        session = Session(session_id, mix.astype(np.float32), turns, sr, meta)
+        return session, {labels[i]: tracks[i] for i in order}
+
+    def _noise(self, rng: np.random.Generator, kind: str, num: int, exclude: set[str]) -> np.ndarray:
+        """(num,) float32 noise of ``kind`` at an arbitrary level."""
+        sr = SAMPLE_RATE
+        if kind == "babble":
+            others = [v for v in self.voices if v not in exclude]
+            if len(others) >= 3:
+                out = np.zeros(num, dtype=np.float32)
+                for _ in range(int(rng.integers(3, 7))):
+                    voice = others[int(rng.integers(len(others)))]
+                    pool = self.bank.utterances_of(voice)
+                    pos = int(rng.integers(-sr, max(1, num - sr)))  # babble keeps talking across the session
+                    while pos < num:
+                        audio = pool[int(rng.integers(len(pool)))].load()
+                        a, b = max(pos, 0), min(pos + len(audio), num)
+                        if b > a:
+                            out[a:b] += audio[a - pos : b - pos] * np.float32(rng.uniform(0.5, 1.0))
+                        pos += len(audio)
+                return out
+            kind = "pink"
+        white = rng.standard_normal(num).astype(np.float32)
+        if kind == "white":
+            return white
+        if kind == "pink":
+            spec = np.fft.rfft(white)
+            f = np.arange(len(spec), dtype=np.float64)
+            f[0] = 1.0
+            return np.fft.irfft(spec / np.sqrt(f), n=num).astype(np.float32)
+        assert kind == "hum", kind
+        t = np.arange(num) / sr
+        base = 50.0 if rng.random() < 0.5 else 60.0
+        hum = sum(
+            rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi))
+            for k in range(1, 6)
+        )
+        return (np.asarray(hum) + 0.05 * white).astype(np.float32)
+
+
+def _max_active(placed: list[_Placed], start: float, end: float) -> int:
+    """Most placed intervals active at once inside [start, end]."""
+    clipped = [(max(p.start, start), min(p.end, end)) for p in placed if p.start < end and p.end > start]
+    return activity_stats(clipped)[2] if clipped else 0
+
+
+def _room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
+    """A synthetic room impulse response: a direct path, then exponentially decaying noise (-60 dB at rt60)."""
+    sr = SAMPLE_RATE
+    n = max(int(rt60 * sr), 16)
+    t = np.arange(n) / sr
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail[: int(0.002 * sr)] = 0.0  # first reflections after ~2 ms
+    drr_db = rng.uniform(0.0, 12.0)  # direct-to-reverberant energy ratio
+    tail *= math.sqrt(10 ** (-drr_db / 10) / max(float(np.sum(tail**2)), 1e-12))
+    tail[0] = 1.0
+    return tail.astype(np.float32)
+
+
+def _reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` convolved with ``rir``, cut to ``len(x)`` (FFT convolution); the direct path is not delayed."""
+    size = 1 << int(math.ceil(math.log2(len(x) + len(rir))))
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[: len(x)]
+    return y.astype(np.float32)
+
+
+def _speech_power(mix: np.ndarray, turns: list[Turn]) -> float:
+    """Mean power of ``mix`` inside the turns."""
+    mask = np.zeros(len(mix), dtype=bool)
+    for t in turns:
+        mask[int(t.start * SAMPLE_RATE) : int(t.end * SAMPLE_RATE)] = True
+    sel = mix[mask] if mask.any() else mix
+    return float(np.mean(sel.astype(np.float64) ** 2)) + 1e-12

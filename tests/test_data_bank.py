@@ -1,0 +1,131 @@
+"""Voice families and the voice bank: allowed voices only, manifest layout, determinism and resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from model.data.bank import Bank, read_manifest
+from model.data.families import FAMILY_NAMES, available_families, get_family
+from model.data.text import BACKCHANNELS
+from model.data.voices import FORBIDDEN_VOICE_MARKERS, SAMPLE_RATE, check_allowed
+from tests.bank_fixture import DEV_SENTENCES, TRAIN_SENTENCES, build_tiny_bank, tiny_bank_root
+
+MANIFEST_FIELDS = {
+    "utt_id", "path", "text", "voice_id", "family", "split", "speech_start", "speech_end", "duration",
+    "sample_rate", "kind",
+}  # fmt: skip
+OURS = ("espeak", "flite", "festival")
+
+
+@pytest.fixture(scope="session")
+def tiny_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bank_root(tmp_path_factory)
+
+
+def _installed(name: str) -> None:
+    if not get_family(name).available():
+        pytest.skip(f"voice family {name} is not installed (see scripts/setup.sh)")
+
+
+def test_registry() -> None:
+    assert set(OURS) <= set(FAMILY_NAMES)
+    for name in OURS:
+        assert get_family(name).name == name
+    with pytest.raises(KeyError):
+        get_family("piper")
+    assert set(available_families()) <= set(FAMILY_NAMES)
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_voices_allowed_split_and_unique(name: str) -> None:
+    voices = get_family(name).voices(seed=0)
+    assert voices and voices == get_family(name).voices(seed=0)
+    assert len({v.voice_id for v in voices}) == len(voices)
+    for v in voices:
+        check_allowed(v)
+        text = f"{v.voice_id} {v.spec}".lower()
+        assert not any(m in text for m in FORBIDDEN_VOICE_MARKERS), v
+        assert v.family == name and v.split in ("train", "dev")
+    assert any(v.split == "train" for v in voices)
+    if name in ("espeak", "flite"):
+        assert any(v.split == "dev" for v in voices), "no held-out voices"
+    if name == "flite":
+        assert {v.spec for v in voices if v.split == "dev"} == {"slt"}
+        assert "slt" not in {v.spec for v in voices if v.split == "train"}
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_synthesize(name: str) -> None:
+    _installed(name)
+    family = get_family(name)
+    voice = family.voices(seed=0)[1]
+    audio = family.synthesize(voice, "hello there how are you")
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert 0.5 * SAMPLE_RATE < len(audio) < 5 * SAMPLE_RATE, len(audio)
+    assert 0.1 < np.abs(audio).max() <= 1.0
+
+
+def test_manifest_layout(tiny_bank: Path) -> None:
+    for family in ("espeak", "flite"):
+        records = read_manifest(tiny_bank / family / "manifest.jsonl")
+        assert records, family
+        for r in records:
+            assert set(r) == MANIFEST_FIELDS, set(r) ^ MANIFEST_FIELDS
+            assert r["family"] == family and r["sample_rate"] == SAMPLE_RATE
+            assert r["path"] == f"{family}/audio/{r['utt_id']}.flac"
+            info = sf.info(str(tiny_bank / r["path"]))
+            assert info.samplerate == SAMPLE_RATE and info.channels == 1 and info.format == "FLAC"
+            assert abs(info.frames / SAMPLE_RATE - r["duration"]) < 1e-3
+            assert 0 <= r["speech_start"] < r["speech_end"] <= r["duration"] + 1e-6
+            assert r["speech_start"] <= 0.06 and r["duration"] - r["speech_end"] <= 0.06  # trimmed
+            if r["kind"] == "backchannel":
+                assert r["text"] in BACKCHANNELS
+            else:
+                sentences = TRAIN_SENTENCES if r["split"] == "train" else DEV_SENTENCES
+                assert r["text"] in sentences, r
+        voice_split = {v.voice_id: v.split for v in get_family(family).voices(seed=0)}
+        assert all(voice_split[r["voice_id"]] == r["split"] for r in records)
+
+
+def test_resume_gives_the_same_bank(tiny_bank: Path, tmp_path: Path) -> None:
+    root = tmp_path / "bank"
+    shutil.copytree(tiny_bank, root)
+    manifest = root / "espeak" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(lines[: len(lines) // 2]) + lines[len(lines) // 2][:30])  # killed mid-line
+    stats = build_tiny_bank(root)
+    assert 0 < stats["utterances"] <= len(lines) - len(lines) // 2
+    key = lambda r: (r["utt_id"], r["voice_id"], r["text"], r["split"])  # noqa: E731
+    for family in ("espeak", "flite"):
+        want = sorted(map(key, read_manifest(tiny_bank / family / "manifest.jsonl")))
+        assert sorted(map(key, read_manifest(root / family / "manifest.jsonl"))) == want
+    assert build_tiny_bank(root)["utterances"] == 0  # complete: nothing to do
+    for line in manifest.read_text().splitlines():
+        json.loads(line)
+
+
+def test_bank_reader(tiny_bank: Path) -> None:
+    bank = Bank(tiny_bank)
+    assert bank.families == ["espeak", "flite"]
+    train, dev = bank.voices("train"), bank.voices("dev")
+    assert train and dev and not set(train) & set(dev)
+    assert all(u.split == "train" for u in bank.utterances("train"))
+    voice = train[0]
+    utts = bank.utterances_of(voice)
+    assert utts and all(u.voice_id == voice and u.kind == "sentence" for u in utts)
+    assert all(u.text in BACKCHANNELS for u in bank.backchannels_of(voice))
+    audio = utts[0].load()
+    assert audio.dtype == np.float32 and abs(len(audio) / SAMPLE_RATE - utts[0].duration) < 1e-3
+    rng = np.random.default_rng(0)
+    chosen = bank.sample_voices(rng, "train", 4)
+    assert len(set(chosen)) == 4 and set(chosen) <= set(train)
+    only_flite = Bank(tiny_bank, weights={"espeak": 0.0, "flite": 1.0, "kokoro": 2.0})
+    assert only_flite.families == ["flite"]
+    assert all(only_flite.family_of(v) == "flite" for v in only_flite.sample_voices(rng, "train", 3))
+    assert bank.hours() > 0.02

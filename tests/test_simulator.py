@@ -1,0 +1,139 @@
+"""The meeting simulator, session I/O, the training dataset and the dev set, on the tiny test bank."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch.utils.data import DataLoader
+
+from model.data.bank import Bank
+from model.data.dataset import MeetingDataset, collate_sessions
+from model.data.devset import SUBSETS, make_devset, stats
+from model.data.meeting import activity_stats, overlap_ratio, read_sessions, to_seglst, write_sessions
+from model.data.simulator import MeetingSimulator, SimulatorConfig
+from model.data.text import BACKCHANNELS
+from model.data.voices import SAMPLE_RATE
+from tests.bank_fixture import tiny_bank_root
+
+SR = SAMPLE_RATE
+MEETING = SimulatorConfig(min_speakers=2, max_speakers=4, min_duration=15, max_duration=30, min_overlap=0.1)
+CLEAN = dataclasses.replace(MEETING, noise_prob=0.0, reverb_prob=0.0, backchannel_prob=0.6)
+
+
+@pytest.fixture(scope="session")
+def bank(tmp_path_factory: pytest.TempPathFactory) -> Bank:
+    return Bank(tiny_bank_root(tmp_path_factory))
+
+
+def test_same_seed_same_session(bank: Bank) -> None:
+    sim = MeetingSimulator(MEETING, bank)
+    a, b = sim.sample(7), sim.sample(np.random.default_rng(7), session_id="sim-train-7")
+    assert a.session_id == b.session_id and a.turns == b.turns and a.meta == b.meta
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert sim.sample(8).turns != a.turns
+
+
+def test_overlap_range_and_two_voices_at_most(bank: Bank) -> None:
+    sim = MeetingSimulator(MEETING, bank)
+    ratios = []
+    for seed in range(25):
+        s = sim.sample(seed)
+        assert s.audio.dtype == np.float32 and s.sample_rate == SR
+        assert 2 <= len(s.speakers) <= 4 and np.abs(s.audio).max() <= 1.0
+        assert [t.start for t in s.turns] == sorted(t.start for t in s.turns)
+        _, _, most = activity_stats([(t.start, t.end) for t in s.turns])
+        assert most <= 2, s.turns
+        ratio = overlap_ratio(s.turns)
+        assert ratio <= MEETING.max_overlap + 1e-6, ratio
+        assert s.duration <= MEETING.max_duration + 2 * MEETING.lead_silence + 0.2
+        ratios.append(ratio)
+    assert np.mean([r >= MEETING.min_overlap for r in ratios]) >= 0.8, ratios
+    single = MeetingSimulator(dataclasses.replace(MEETING, min_speakers=1, max_speakers=1, min_duration=4), bank)
+    for seed in range(5):
+        s = single.sample(seed)
+        assert len(s.speakers) == 1 and overlap_ratio(s.turns) == 0.0
+
+
+def test_references_match_what_was_mixed(bank: Bank) -> None:
+    """Each turn is the speech of its speaker's track, exactly; outside its turns a track is silent."""
+    sim = MeetingSimulator(CLEAN, bank)
+    backchannels = 0
+    for seed in range(6):
+        session, tracks = sim.sample_with_sources(seed)
+        np.testing.assert_allclose(sum(tracks.values()), session.audio, atol=1e-5)
+        voices = session.meta["voices"]
+        for label, track in tracks.items():
+            inside = np.zeros(len(track), dtype=bool)
+            for turn in [t for t in session.turns if t.speaker == label]:
+                utt = next(
+                    u
+                    for kind in ("sentence", "backchannel")
+                    for u in bank.utterances_of(voices[label], kind)
+                    if u.text == turn.text and abs(u.speech_duration - (turn.end - turn.start)) < 1e-4
+                )
+                backchannels += utt.kind == "backchannel"
+                offset = round((turn.start - utt.speech_start) * SR)
+                audio = utt.load()
+                seg = track[offset : offset + len(audio)]
+                gain = float(seg @ audio / (audio @ audio))
+                assert gain > 0 and np.abs(seg - gain * audio).max() < 1e-3 * np.abs(seg).max(), turn
+                a, b = round(turn.start * SR), round(turn.end * SR)
+                assert np.sqrt(np.mean(track[a:b] ** 2)) > 0.01, turn
+                inside[max(0, a - int(0.06 * SR)) : b + int(0.06 * SR)] = True
+            assert np.abs(track[~inside]).max(initial=0.0) < 0.02 * np.abs(track).max(), label
+    assert backchannels > 0
+
+
+def test_backchannels_are_short_turns_inside_others(bank: Bank) -> None:
+    sim = MeetingSimulator(CLEAN, bank)
+    found = 0
+    for seed in range(10):
+        s = sim.sample(seed)
+        for t in s.turns:
+            if t.text in BACKCHANNELS:
+                found += 1
+                assert any(o.speaker != t.speaker and o.start < t.start and t.end < o.end for o in s.turns), t
+    assert found > 0
+
+
+def test_session_io_and_seglst(bank: Bank, tmp_path: Path) -> None:
+    sim = MeetingSimulator(MEETING, bank)
+    sessions = [sim.sample(i) for i in range(3)]
+    write_sessions(tmp_path, sessions)
+    back = list(read_sessions(tmp_path))
+    assert [s.session_id for s in back] == [s.session_id for s in sessions]
+    for a, b in zip(sessions, back, strict=True):
+        assert a.turns == b.turns and a.meta == b.meta
+        np.testing.assert_allclose(a.audio, b.audio, atol=1.5 / 32768)
+    seg = to_seglst(sessions[0])
+    assert set(seg[0]) == {"session_id", "speaker", "start_time", "end_time", "words"}
+    assert len(seg) == len(sessions[0].turns)
+    assert (tmp_path / "seglst.json").exists()
+
+
+def test_dataset_is_deterministic_and_resumable(bank: Bank) -> None:
+    cfg = dataclasses.replace(MEETING, min_duration=4, max_duration=8)
+    ds = MeetingDataset(bank, cfg, seed=3, num_sessions=6)
+    plain = list(ds)
+    assert len(plain) == 6 and len({s.session_id for s in plain}) == 6
+    loader = DataLoader(ds, batch_size=None, num_workers=2, collate_fn=collate_sessions)
+    assert [s.session_id for s in loader] == [s.session_id for s in plain]
+    resumed = MeetingDataset(bank, cfg, seed=3, start=4, num_sessions=2)
+    assert [s.turns for s in resumed] == [s.turns for s in plain[4:]]
+    np.testing.assert_array_equal(next(iter(resumed)).audio, plain[4].audio)
+
+
+def test_devset_uses_dev_voices_only(bank: Bank) -> None:
+    dev = make_devset(bank, sessions=2, seed=0)
+    assert set(dev) == set(SUBSETS) == {"single", "meet2", "meet3-4"}
+    dev_voices = set(bank.voices("dev"))
+    for name, sessions in dev.items():
+        for s in sessions:
+            assert set(s.meta["voices"].values()) <= dev_voices
+            assert s.meta["split"] == "dev"
+        n = [len(s.speakers) for s in sessions]
+        assert (name == "single") == all(k == 1 for k in n), (name, n)
+        assert stats(sessions)["sessions"] == 2
