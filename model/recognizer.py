@@ -36,6 +36,11 @@ MIN_SAMPLE_RATE = 8000  # Hz
 MAX_SAMPLE_RATE = 48000  # Hz
 
 
+def set_num_threads(threads: int) -> None:
+    """CPU threads the recognizer's tensor operations may use (process-wide)."""
+    torch.set_num_threads(max(1, int(threads)))
+
+
 @dataclass(frozen=True)
 class TokenEvent:
     """One token emitted on one output channel."""
