@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -96,3 +97,63 @@ def post_audio(base: str, data: bytes, query: str = "", as_form: bool = True,
                headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:  # fmt: skip
     body, h = multipart(data) if as_form else (data, {"Content-Type": "application/octet-stream"})
     return http("POST", f"{base}/v1/transcriptions{query}", body, {**h, **(headers or {})})
+
+
+def metric(base: str, name: str, headers: dict[str, str] | None = None) -> float:
+    """The value of one sample line of /metrics (0 when absent)."""
+    _, _, body = http("GET", f"{base}/metrics", headers=headers)
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+class RawWebSocket:
+    """A bare-socket WebSocket client that sends but never reads (to play a stuck client)."""
+
+    def __init__(self, host: str, port: int, path: str = "/v1/stream", rcvbuf: int = 4096) -> None:
+        import base64
+        import os
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect((host, port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()  # fmt: skip
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)  # byte by byte: nothing after the handshake is consumed
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send(self, payload: str | bytes, timeout: float = 5.0) -> None:
+        """One masked frame; raises TimeoutError when the server stops reading."""
+        import os
+        import struct
+
+        opcode, data = (1, payload.encode()) if isinstance(payload, str) else (2, payload)
+        n = len(data)
+        if n < 126:
+            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 1 << 16:
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        mask = os.urandom(4)
+        masked = (np.frombuffer(data, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)).tobytes()
+        self.sock.settimeout(timeout)
+        self.sock.sendall(header + mask + masked)
+
+    def abort(self) -> None:
+        import socket
+        import struct
+
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a send blocked in another thread
+        self.sock.close()

@@ -20,21 +20,26 @@ from tests.lively import SR, burst_audio, lively_recognizer
 class ServerHandle:
     """A uvicorn server running ``create_app(settings, recognizer)`` in a background thread."""
 
-    def __init__(self, recognizer: Any, **settings: Any) -> None:
+    def __init__(self, recognizer: Any, sndbuf: int | None = None, **settings: Any) -> None:
         import uvicorn
 
         from service.app import create_app
         from service.config import Settings
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        # our own listening socket: accepted connections inherit its SO_SNDBUF (small = a slow reader's
+        # backlog reaches the app quickly)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sndbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
         self.settings = Settings(host="127.0.0.1", port=self.port, **settings)
         self.app = create_app(self.settings, recognizer=recognizer)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 ws_max_size=2 * self.settings.max_frame_bytes, lifespan="on")  # fmt: skip
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -53,6 +58,7 @@ class ServerHandle:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.sock.close()
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +100,8 @@ def make_server(lively: Any) -> Iterator[Any]:
     """Start servers with other settings; all stop at the end of the test."""
     handles: list[ServerHandle] = []
 
-    def make(**overrides: Any) -> ServerHandle:
-        h = ServerHandle(lively, **{**TEST_SETTINGS, **overrides})
+    def make(sndbuf: int | None = None, **overrides: Any) -> ServerHandle:
+        h = ServerHandle(lively, sndbuf=sndbuf, **{**TEST_SETTINGS, **overrides})
         handles.append(h)
         return h
 
