@@ -52,12 +52,28 @@ def rnnt_loss(
         assert label_penalty.shape == label_lp.shape, f"label_penalty {tuple(label_penalty.shape)}"
         label_lp = label_lp - label_penalty
 
+    return transducer_nll(blank_lp, label_lp, logit_lengths, target_lengths).to(logits.dtype)
+
+
+def transducer_nll(
+    blank_lp: torch.Tensor, label_lp: torch.Tensor, logit_lengths: torch.Tensor, target_lengths: torch.Tensor
+) -> torch.Tensor:
+    """The forward recursion on given lattice scores.
+
+    Args:
+        blank_lp: (N, T, U + 1) log-probability of blank at each node.
+        label_lp: (N, T, U) log-probability of the next target label at each node (very negative where pruned).
+        logit_lengths, target_lengths: (N,) valid frames and labels.
+    Returns:
+        (N,) float64 negative log-likelihoods.
+    """
+    n, t_max, u1 = blank_lp.shape
     blank64 = blank_lp.double()
     label64 = label_lp.double()
     # cumulative label log-probs along u: C[t, u] = sum_{j < u} y[t, j], C[t, 0] = 0
     cum = torch.nn.functional.pad(label64.cumsum(-1), (1, 0))  # (N, T, U + 1)
     neg_inf = torch.finfo(torch.float64).min
-    x = torch.full((n, u1), neg_inf, dtype=torch.float64, device=logits.device)
+    x = torch.full((n, u1), neg_inf, dtype=torch.float64, device=blank_lp.device)
     x[:, 0] = 0.0
     rows = []
     for t in range(t_max):
@@ -66,8 +82,8 @@ def rnnt_loss(
         rows.append(alpha)
         x = alpha + blank64[:, t]
     alphas = torch.stack(rows, dim=1)  # (N, T, U + 1)
-    b = torch.arange(n, device=logits.device)
+    b = torch.arange(n, device=blank_lp.device)
     t_last = logit_lengths.long() - 1
     u_last = target_lengths.long()
     log_like = alphas[b, t_last, u_last] + blank64[b, t_last, u_last]
-    return (-log_like).to(logits.dtype)
+    return -log_like

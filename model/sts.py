@@ -11,7 +11,8 @@ from model.config import StsConfig
 from model.decoder import Decoder
 from model.encoder import StsEncoder, init_state
 from model.joiner import Joiner
-from model.rnnt_loss import rnnt_loss
+from model.pruned import prune_ranges, pruned_lattice, simple_lattice
+from model.rnnt_loss import rnnt_loss, transducer_nll
 from model.tokenizer import BLANK_ID
 
 
@@ -22,6 +23,8 @@ class LossConfig:
     latency_weight: float = 0.05  # nats per frame of <sot>/<eot> emission later than its reference frame
     latency_tolerance: int = 3  # frames (40 ms) of delay allowed without penalty
     fastemit_lambda: float = 0.0  # FastEmit regularisation (0 disables)
+    prune_range: int = 5  # labels per frame in the pruned loss (model.pruned); 0 = full lattice
+    simple_scale: float = 0.25  # weight of the simple (linear-joint) loss added when pruning
 
 
 class StsModel(nn.Module):
@@ -61,14 +64,28 @@ class StsModel(nn.Module):
         enc = self.encode(feats)  # (2N, T', J)
         enc_lens = (feat_lens // 4).clamp(min=1).repeat(2)
         dec = self.decoder(torch.nn.functional.pad(targets, (1, 0), value=BLANK_ID))  # (2N, U + 1, J)
-        logits = self.joiner(enc[:, :, None, :], dec[:, None, :, :])  # (2N, T', U + 1, V)
         penalty = None
         if loss_cfg.latency_weight > 0:
             t = torch.arange(enc.shape[1], device=enc.device)[None, :, None]  # (1, T', 1)
             ref = ref_frames[:, None, :]  # (2N, 1, U)
             late = (t - ref - loss_cfg.latency_tolerance).clamp(min=0).float()
             penalty = torch.where(ref >= 0, loss_cfg.latency_weight * late, torch.zeros_like(late))
-        return rnnt_loss(
-            logits, targets, enc_lens, target_lens, blank=BLANK_ID,
-            fastemit_lambda=loss_cfg.fastemit_lambda, label_penalty=penalty,
-        )  # fmt: skip
+        s_range = min(loss_cfg.prune_range, dec.shape[1])
+        if s_range <= 0:
+            logits = self.joiner(enc[:, :, None, :], dec[:, None, :, :])  # (2N, T', U + 1, V)
+            return rnnt_loss(
+                logits, targets, enc_lens, target_lens, blank=BLANK_ID,
+                fastemit_lambda=loss_cfg.fastemit_lambda, label_penalty=penalty,
+            )  # fmt: skip
+        # simple lattice: the joiner's output layer on the encoder and prediction-network parts alone
+        am, lm = self.joiner.out(enc), self.joiner.out(dec)
+        blank_s, label_s = simple_lattice(am.float(), lm.float(), targets, BLANK_ID)
+        start = prune_ranges(blank_s, label_s, enc_lens, target_lens, s_range)
+        blank_p, label_p = pruned_lattice(
+            self.joiner, enc, dec, targets, start, s_range, BLANK_ID, loss_cfg.fastemit_lambda
+        )
+        if penalty is not None:
+            label_s, label_p = label_s - penalty, label_p - penalty
+        simple = transducer_nll(blank_s, label_s, enc_lens, target_lens)
+        pruned = transducer_nll(blank_p, label_p, enc_lens, target_lens)
+        return (pruned + loss_cfg.simple_scale * simple).float()
