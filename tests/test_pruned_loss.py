@@ -9,7 +9,7 @@ from model.pruned import prune_ranges, simple_lattice
 from model.sts import LossConfig, StsModel
 
 
-def batch(seed: int = 0) -> tuple[torch.Tensor, ...]:
+def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(2, 160, 80, generator=g)
     feat_lens = torch.tensor([160, 120])
