@@ -84,9 +84,11 @@ def http(
         return e.code, e.headers.get("content-type", ""), e.read()
 
 
-def multipart(data: bytes, filename: str = "audio.wav", field: str = "file") -> tuple[bytes, dict[str, str]]:
+def multipart(data: bytes, filename: str | None = "audio.wav", field: str = "file") -> tuple[bytes, dict[str, str]]:
+    """A one-part form body and its headers; ``filename=None`` makes a plain (non-file) field."""
     boundary = "sts-test-boundary-7d3a"
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+    disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
+    head = (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
     return head + data + f"\r\n--{boundary}--\r\n".encode(), {
         "Content-Type": f"multipart/form-data; boundary={boundary}"

@@ -83,7 +83,7 @@ TEST_SETTINGS: dict[str, Any] = {
     "idle_timeout": 5.0,
     "send_timeout": 3.0,
     "max_frame_bytes": 256 << 10,
-    "max_upload_bytes": 4 << 20,
+    "max_upload_bytes": 8 << 20,
     "max_upload_seconds": 60.0,
 }
 
