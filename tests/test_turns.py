@@ -1,0 +1,157 @@
+"""TurnAssembler: <sot>/<eot>, missing <sot> or <eot>, finalize, the turn-length cap, partial stability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from service.schemas import Turn
+from service.turns import ChannelLabeller, TurnAssembler
+
+
+@dataclass(frozen=True)
+class Ev:
+    channel: int
+    token: str
+    time: float
+    logprob: float = -0.1
+
+
+def spell(channel: int, text: str, start: float, step: float = 0.04, sot: bool = True, eot: bool = True) -> list[Ev]:
+    """Events of ``<sot> text <eot>`` with one token per frame from ``start``."""
+    out = [Ev(channel, "<sot>", start)] if sot else []
+    t = start + (step if sot else 0.0)
+    for ch in text:
+        out.append(Ev(channel, ch, round(t, 3)))
+        t += step
+    if eot:
+        out.append(Ev(channel, "<eot>", round(t, 3)))
+    return out
+
+
+def test_sot_and_eot_make_a_turn_with_words() -> None:
+    asm = TurnAssembler()
+    events = spell(0, "hi there", 1.0)
+    events[1] = Ev(0, "h", 1.04, logprob=-1.0)
+    [turn] = asm.push(events)
+    assert turn.turn_id == "t1" and turn.channel == 0 and turn.speaker == "S1"
+    assert turn.start == 1.0 and turn.end == pytest.approx(1.36)
+    assert turn.text == "hi there"
+    assert [w.word for w in turn.words] == ["hi", "there"]
+    hi, there = turn.words
+    assert (hi.start, hi.end) == (1.04, 1.12)  # first character's frame to the end of the last one's
+    assert (there.start, there.end) == (1.16, 1.36)
+    import math
+
+    assert hi.confidence == pytest.approx(math.exp(-0.55), abs=1e-3)
+    assert there.confidence == pytest.approx(math.exp(-0.1), abs=1e-3)
+    assert turn.confidence == pytest.approx(math.exp((-1.0 - 0.1 * 6) / 7), abs=1e-3)
+    assert asm.finalize() == [] and asm.turns_closed == 1
+
+
+def test_two_channels_interleaved_and_ids_in_order_of_first_word() -> None:
+    asm = TurnAssembler()
+    a = spell(0, "one two", 0.0)
+    b = spell(1, "yes", 0.1)
+    events = sorted(a + b, key=lambda e: e.time)
+    turns = asm.push(events)
+    assert [(t.turn_id, t.channel, t.speaker, t.text) for t in turns] == [
+        ("t2", 1, "S2", "yes"),
+        ("t1", 0, "S1", "one two"),
+    ]
+
+
+def test_missing_sot_opens_a_turn_implicitly() -> None:
+    asm = TurnAssembler()
+    [turn] = asm.push(spell(1, "ok then", 2.0, sot=False))
+    assert turn.start == 2.0 and turn.text == "ok then" and turn.channel == 1
+
+
+def test_missing_eot_closed_at_finalize_ending_at_its_last_word() -> None:
+    asm = TurnAssembler()
+    assert asm.push(spell(0, "still talking ", 0.0, eot=False)) == []
+    assert asm.open_channels == [0]
+    [turn] = asm.finalize()
+    assert turn.text == "still talking" and turn.end == turn.words[-1].end == pytest.approx(0.56)
+    assert asm.open_channels == [] and asm.finalize() == []
+
+
+def test_sot_while_open_closes_the_previous_turn() -> None:
+    asm = TurnAssembler()
+    turns = asm.push(spell(0, "first", 0.0, eot=False) + spell(0, "second", 1.0))
+    assert [(t.turn_id, t.text, t.end) for t in turns] == [("t1", "first", 0.24), ("t2", "second", 1.28)]
+
+
+def test_empty_turns_and_stray_tokens_are_dropped() -> None:
+    asm = TurnAssembler()
+    events = [Ev(0, "<eot>", 0.0), Ev(0, "<sot>", 0.1), Ev(0, " ", 0.2), Ev(0, "<eot>", 0.3),
+              Ev(0, "<blank>", 0.4), Ev(1, " ", 0.5)]  # fmt: skip
+    assert asm.push(events) == [] and asm.finalize() == []
+    [turn] = asm.push(spell(0, "a", 1.0))
+    assert turn.turn_id == "t1"  # no id was spent on the empty turn
+
+
+def test_turn_cap_splits_at_a_word_boundary() -> None:
+    asm = TurnAssembler(max_turn_seconds=1.0)
+    text = "aaaa bbbb cccc dddd eeee ffff gg"  # one character per 40 ms: "f" at 1.04 s is past the 1 s cap
+    turns = asm.push(spell(0, text, 0.0, eot=False))
+    assert [t.text for t in turns] == ["aaaa bbbb cccc dddd eeee"]
+    first = turns[0]
+    [rest] = asm.finalize()
+    assert rest.text == "ffff gg" and rest.turn_id == "t2" and rest.start == rest.words[0].start == 1.04
+    assert first.end <= rest.start
+
+
+def test_turn_cap_mid_word_carries_the_word_over() -> None:
+    asm = TurnAssembler(max_turn_seconds=0.3)
+    turns = asm.push(spell(0, "ab cdefgh", 0.0, sot=False, eot=False))
+    assert [t.text for t in turns] == ["ab"]
+    [rest] = asm.finalize()
+    assert rest.text == "cdefgh" and rest.start == 0.12
+
+
+def test_turn_cap_without_any_word_boundary_closes_whole() -> None:
+    asm = TurnAssembler(max_turn_seconds=1.0)
+    turns = asm.push([Ev(0, "x", i * 0.04) for i in range(60)])  # rubbish of a random model: no spaces
+    assert len(turns) == 2 and all(t.end - t.start <= 1.0 + 0.04 + 1e-9 for t in turns)
+    assert sum(len(t.text) for t in turns) + len(asm.finalize()[0].text) == 60
+
+
+def test_partials_only_whole_words_only_when_changed() -> None:
+    asm = TurnAssembler()
+    events = spell(0, "good morning every", 0.0, eot=False)
+    seen = []
+    for e in events:  # one decode step per event: the worst case for flicker
+        asm.push([e])
+        seen += [(p.turn_id, p.text) for p in asm.partials()]
+    assert seen == [("t1", "good"), ("t1", "good morning")]
+    asm.push([Ev(0, "o", 0.8), Ev(0, "n", 0.84), Ev(0, "e", 0.88)])
+    assert asm.partials() == []  # "everyone" is not finished: nothing new to show
+    [turn] = asm.push([Ev(0, "<eot>", 0.92)])
+    assert turn.text == "good morning everyone"
+    assert asm.partials() == []
+
+
+def test_partial_carries_speaker_from_the_labeller() -> None:
+    class Fixed:
+        def label(self, turn: Turn) -> str:
+            return "SPK" + turn.turn_id
+
+    asm = TurnAssembler(labeller=Fixed())
+    asm.push(spell(1, "a b", 0.0, eot=False))
+    [p] = asm.partials()
+    assert p.speaker == "SPKt1" and p.channel == 1 and p.start == 0.0
+    assert asm.finalize()[0].speaker == "SPKt1"
+    assert ChannelLabeller().label(Turn(turn_id="t1", channel=1, speaker="", start=0, end=1, text="",
+                                        confidence=0)) == "S2"  # fmt: skip
+
+
+def test_subword_tokens_score_once() -> None:
+    asm = TurnAssembler()
+    [turn] = asm.push([Ev(0, "<sot>", 0.0), Ev(0, "hel", 0.04, -0.2), Ev(0, "lo ", 0.08, -0.4),
+                       Ev(0, "you", 0.12, -0.6), Ev(0, "<eot>", 0.16)])  # fmt: skip
+    assert [w.word for w in turn.words] == ["hello", "you"]
+    import math
+
+    assert turn.words[0].confidence == pytest.approx(math.exp(-0.3), abs=1e-3)
