@@ -28,9 +28,9 @@ class Batch:
 
     feats:       (N, T, 80) log-mel, T a multiple of 4
     feat_lens:   (N,) valid frames
-    targets:     (2N, U) token ids, blank-padded
-    target_lens: (2N,)
-    ref_frames:  (2N, U) reference encoder frame of each <sot>/<eot>, -1 elsewhere
+    targets:     (KN, U) token ids of K channels, blank-padded
+    target_lens: (KN,)
+    ref_frames:  (KN, U) reference encoder frame of each <sot>/<eot>, -1 elsewhere
     """
 
     feats: torch.Tensor
@@ -49,8 +49,8 @@ class Batch:
         return float(self.feat_lens.sum()) / 100.0
 
 
-def collate(sessions: Sequence[SessionLike], log_mel: LogMel) -> Batch:
-    """Features and HEAT channel targets of ``sessions``."""
+def collate(sessions: Sequence[SessionLike], log_mel: LogMel, num_channels: int = 2) -> Batch:
+    """Features and HEAT channel targets of ``sessions`` (K = ``num_channels`` rows per session)."""
     feats = [log_mel(torch.from_numpy(np.asarray(s.audio, dtype=np.float32))) for s in sessions]
     lens = [f.shape[0] - f.shape[0] % 4 for f in feats]
     t_max = max(max(lens), 4)
@@ -58,12 +58,12 @@ def collate(sessions: Sequence[SessionLike], log_mel: LogMel) -> Batch:
     x = torch.zeros(n, t_max, feats[0].shape[1])
     for i, f in enumerate(feats):
         x[i, : lens[i]] = f[: lens[i]]
-    targets = [heat_targets(s.turns) for s in sessions]
-    rows = [tg.tokens[c] for c in (0, 1) for tg in targets]  # channel-major
-    frames = [tg.ref_frames[c] for c in (0, 1) for tg in targets]
+    targets = [heat_targets(s.turns, num_channels) for s in sessions]
+    rows = [tg.tokens[c] for c in range(num_channels) for tg in targets]  # channel-major
+    frames = [tg.ref_frames[c] for c in range(num_channels) for tg in targets]
     u_max = max(1, max(len(r) for r in rows))
-    y = torch.full((2 * n, u_max), BLANK_ID, dtype=torch.long)
-    ref = torch.full((2 * n, u_max), -1, dtype=torch.long)
+    y = torch.full((num_channels * n, u_max), BLANK_ID, dtype=torch.long)
+    ref = torch.full((num_channels * n, u_max), -1, dtype=torch.long)
     for i, (r, fr) in enumerate(zip(rows, frames, strict=True)):
         y[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         ref[i, : len(fr)] = torch.tensor(fr, dtype=torch.long)

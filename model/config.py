@@ -35,14 +35,14 @@ class ModelConfig:
     mixture_layers: int = 2  # causal LSTM layers over the mixture
     separator_layers: int = 1  # causal LSTM layers of the separator before the mask heads
     channel_layers: int = 3  # causal LSTM layers of the tied channel encoder
-    num_channels: int = 2  # output channels of the separator
+    num_channels: int = 2  # output channels: 2 for STS; 1 = the one-channel baseline without separator
     decoder_dim: int = 320  # prediction-network embedding width
     context_size: int = 2  # stateless prediction network: tokens of left context
     joiner_dim: int = 320  # joiner hidden width
     dropout: float = 0.1  # dropout between encoder layers during training
 
     def __post_init__(self) -> None:
-        assert self.num_channels == 2, f"STS has 2 output channels, got {self.num_channels}"
+        assert self.num_channels in (1, 2), f"1 or 2 output channels, got {self.num_channels}"
         assert self.context_size >= 1, f"context_size must be >= 1, got {self.context_size}"
         assert self.subsampling == 4, f"only 4x subsampling is implemented, got {self.subsampling}"
 

@@ -23,8 +23,8 @@ class EncoderState:
 
     conv:      (N, C, 2)      the last 2 subsampled frames seen by the causal conv
     mix_h/c:   (Lm, N, C)     mixture LSTM state
-    sep_h/c:   (Ls, N, C)     separator LSTM state
-    chan_h/c:  (Lc, 2N, C)    channel LSTM state, channel 0 of all streams first, then channel 1
+    sep_h/c:   (Ls, N, C)     separator LSTM state (kept, unused, by the one-channel baseline)
+    chan_h/c:  (Lc, K*N, C)   channel LSTM state of K channels, channel 0 of all streams first, then channel 1
     """
 
     conv: torch.Tensor
@@ -49,8 +49,8 @@ def init_state(cfg: ModelConfig, batch: int = 1) -> EncoderState:
         mix_c=torch.zeros(cfg.mixture_layers, batch, c),
         sep_h=torch.zeros(cfg.separator_layers, batch, c),
         sep_c=torch.zeros(cfg.separator_layers, batch, c),
-        chan_h=torch.zeros(cfg.channel_layers, 2 * batch, c),
-        chan_c=torch.zeros(cfg.channel_layers, 2 * batch, c),
+        chan_h=torch.zeros(cfg.channel_layers, cfg.num_channels * batch, c),
+        chan_c=torch.zeros(cfg.channel_layers, cfg.num_channels * batch, c),
     )
 
 
@@ -59,10 +59,9 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
     assert states, "stack_states needs at least one state"
 
     def chan(name: str) -> torch.Tensor:
-        # (L, 2, C) per stream -> (L, 2N, C) with all channel-0 rows first
+        # (L, K, C) per stream -> (L, K*N, C) with all channel-0 rows first
         per = [getattr(s, name) for s in states]
-        return torch.cat([torch.cat([p[:, : p.shape[1] // 2] for p in per], 1),
-                          torch.cat([p[:, p.shape[1] // 2 :] for p in per], 1)], 1)  # fmt: skip
+        return torch.cat([p[:, k : k + 1] for k in range(per[0].shape[1]) for p in per], 1)
 
     return EncoderState(
         conv=torch.cat([s.conv for s in states], 0),
@@ -78,6 +77,7 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
 def unstack_states(state: EncoderState) -> list[EncoderState]:
     """Split a batched state into one state per stream; the inverse of :func:`stack_states`."""
     n = state.batch_size
+    k = state.chan_h.shape[1] // n
     return [
         EncoderState(
             conv=state.conv[i : i + 1],
@@ -85,8 +85,8 @@ def unstack_states(state: EncoderState) -> list[EncoderState]:
             mix_c=state.mix_c[:, i : i + 1],
             sep_h=state.sep_h[:, i : i + 1],
             sep_c=state.sep_c[:, i : i + 1],
-            chan_h=state.chan_h[:, [i, n + i]],
-            chan_c=state.chan_c[:, [i, n + i]],
+            chan_h=state.chan_h[:, [c * n + i for c in range(k)]],
+            chan_c=state.chan_c[:, [c * n + i for c in range(k)]],
         )
         for i in range(n)
     ]
@@ -125,6 +125,7 @@ class StsEncoder(nn.Module):
     """Mixture encoder -> separator (2 masks) -> tied channel encoder.
 
     ``forward`` returns (2N, T/4, C) channel encodings: rows ``0..N-1`` are channel 0, ``N..2N-1`` channel 1.
+    With ``num_channels == 1`` (the baseline) there is no separator and the mixture encoding is the one channel.
     """
 
     def __init__(self, cfg: ModelConfig, n_mels: int) -> None:
@@ -135,8 +136,9 @@ class StsEncoder(nn.Module):
         self.mixture = nn.LSTM(
             c, c, num_layers=cfg.mixture_layers, batch_first=True, dropout=_between(cfg, cfg.mixture_layers)
         )
-        self.separator = nn.LSTM(c, c, num_layers=cfg.separator_layers, batch_first=True)
-        self.masks = nn.Linear(c, 2 * c)
+        if cfg.num_channels == 2:
+            self.separator = nn.LSTM(c, c, num_layers=cfg.separator_layers, batch_first=True)
+            self.masks = nn.Linear(c, 2 * c)
         self.channel = nn.LSTM(
             c, c, num_layers=cfg.channel_layers, batch_first=True, dropout=_between(cfg, cfg.channel_layers)
         )
@@ -149,9 +151,12 @@ class StsEncoder(nn.Module):
         y, conv = self.subsampling(x, state.conv)
         mix, (mix_h, mix_c) = self.mixture(y, (state.mix_h, state.mix_c))
         mix = self.dropout(mix)
-        sep, (sep_h, sep_c) = self.separator(mix, (state.sep_h, state.sep_c))
-        m0, m1 = torch.sigmoid(self.masks(sep)).chunk(2, dim=-1)  # (N, T', C) each
-        channels = torch.cat([mix * m0, mix * m1], dim=0)  # (2N, T', C)
+        if self.cfg.num_channels == 2:
+            sep, (sep_h, sep_c) = self.separator(mix, (state.sep_h, state.sep_c))
+            m0, m1 = torch.sigmoid(self.masks(sep)).chunk(2, dim=-1)  # (N, T', C) each
+            channels = torch.cat([mix * m0, mix * m1], dim=0)  # (2N, T', C)
+        else:
+            channels, sep_h, sep_c = mix, state.sep_h, state.sep_c
         out, (chan_h, chan_c) = self.channel(channels, (state.chan_h, state.chan_c))
         new_state = EncoderState(conv, mix_h, mix_c, sep_h, sep_c, chan_h, chan_c)
         return self.dropout(out), new_state

@@ -63,7 +63,7 @@ class Stream:
         self.sample_rate: int | None = None  # input rate fixed by the first accept_waveform
         self.num_samples = 0  # input samples accepted (at 16 kHz after resampling)
         self.encoder_state: EncoderState = init_state(cfg.model, 1)
-        self.context = init_context(2, cfg.model.context_size)  # (2, context_size) per channel
+        self.context = init_context(cfg.model.num_channels, cfg.model.context_size)  # (K, context_size)
         self.frames_decoded = 0  # encoder frames (40 ms) decoded so far
         self.finished = False
         self._events: list[TokenEvent] = []
@@ -191,7 +191,8 @@ class Recognizer:
         enc = self.model.joiner.project_encoder(enc)
         n = len(streams)
         # rows of the search: channel-major, as the encoder stacks them
-        context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in (0, 1)])
+        channels = self.config.model.num_channels
+        context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in range(channels)])
         emissions, context = greedy_search(
             self.model.decoder, self.model.joiner, enc, context, self.config.streaming.max_symbols_per_frame
         )
@@ -202,7 +203,7 @@ class Recognizer:
             per_stream[i].append(TokenEvent(channel, TOKENS[e.token], round(t * FRAME_SECONDS, 3), e.logprob))
         for i, (s, st) in enumerate(zip(streams, unstack_states(new_state), strict=True)):
             s.encoder_state = st
-            s.context = torch.stack([context[i], context[n + i]])
+            s.context = torch.stack([context[c * n + i] for c in range(channels)])
             s.frames_decoded += frames // 4
             s.add_events(per_stream[i])
 
@@ -212,10 +213,9 @@ class Recognizer:
         feats = feats[: feats.shape[0] - feats.shape[0] % 4]
         with self._lock, torch.inference_mode():
             enc = self.model.encode(feats[None])  # (2, T', J)
-            emissions, _ = greedy_search(
-                self.model.decoder, self.model.joiner, enc,
-                init_context(2, self.config.model.context_size), self.config.streaming.max_symbols_per_frame,
-            )  # fmt: skip
+            context = init_context(self.config.model.num_channels, self.config.model.context_size)
+            max_symbols = self.config.streaming.max_symbols_per_frame
+            emissions, _ = greedy_search(self.model.decoder, self.model.joiner, enc, context, max_symbols)
         return [TokenEvent(e.row, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob) for e in emissions]
 
     def transcribe_events(self, samples: np.ndarray, sample_rate: int) -> list[TokenEvent]:

@@ -62,7 +62,7 @@ class StsModel(nn.Module):
             (2N,) loss per channel sequence, nats.
         """
         enc = self.encode(feats)  # (2N, T', J)
-        enc_lens = (feat_lens // 4).clamp(min=1).repeat(2)
+        enc_lens = (feat_lens // 4).clamp(min=1).repeat(self.cfg.model.num_channels)
         dec = self.decoder(torch.nn.functional.pad(targets, (1, 0), value=BLANK_ID))  # (2N, U + 1, J)
         penalty = None
         if loss_cfg.latency_weight > 0:

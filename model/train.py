@@ -109,7 +109,8 @@ def train(
     )
     log_mel = LogMel(model.cfg.features)
     source = source or SessionSource(data_cfg, seed=cfg.seed)
-    dev_batches = [collate(chunk, log_mel) for chunk in source.dev_batches(cfg.batch_size)]
+    channels = model.cfg.model.num_channels
+    dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)]
     spec = SpecAugment()
     params = sum(p.numel() for p in model.parameters())
     print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}", file=sys.stderr)
@@ -122,7 +123,7 @@ def train(
     while step < cfg.steps:
         sessions = source.train_batch(step, cfg.batch_size)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # augmentation: a function of step
-        batch = spec(collate(sessions, log_mel), gen).to(device)
+        batch = spec(collate(sessions, log_mel, model.cfg.model.num_channels), gen).to(device)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

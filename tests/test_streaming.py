@@ -110,3 +110,16 @@ def test_resampled_stream_decodes(tiny_recognizer: Recognizer, test_audio: np.nd
     assert stream.sample_rate == 44100
     assert abs(stream.duration - len(test_audio) / 16000) < 0.01, stream.duration
     assert events and max(e.time for e in events) > 0.5 * stream.duration
+
+
+def test_one_channel_baseline_streams_like_whole(test_audio: np.ndarray) -> None:
+    from dataclasses import replace
+
+    from model.config import StsConfig
+
+    cfg = StsConfig.tiny()
+    rec = Recognizer.random(replace(cfg, model=replace(cfg.model, num_channels=1)), seed=5)
+    assert not hasattr(rec.model.encoder, "separator")
+    whole = rec.decode_offline(test_audio)
+    assert len(whole) > 20 and {e.channel for e in whole} == {0}
+    assert key(feed(rec, rec.create_stream(), test_audio, 1600)) == key(whole)

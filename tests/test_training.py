@@ -76,3 +76,16 @@ def test_average_of_identical_is_identity(tmp_path: Path) -> None:
     ref = load_file(str(snap / "model.safetensors"))
     for k, v in avg.state_dict().items():
         torch.testing.assert_close(v, ref[k])
+
+
+def test_one_channel_baseline_trains(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    tiny = StsConfig.tiny()
+    cfg = TrainConfig(out=str(tmp_path / "b1"), init="scratch", steps=1, batch_size=2, save_every=1, eval_every=1,
+                      threads=1, warmup=1)  # fmt: skip
+    last = train(
+        cfg, DataConfig(), LossConfig(), replace(tiny, model=replace(tiny.model, num_channels=1)), FakeSource()
+    )
+    weights = load_file(str(last / "model.safetensors"))
+    assert not any(k.startswith("encoder.separator") for k in weights)
