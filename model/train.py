@@ -100,9 +100,11 @@ def train(
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step = 0
+    audio_seen = 0.0  # seconds of training audio over the whole run, resumptions included
     if last.exists():
         info = load_training(last, model, opt)
         step = int(info["step"])
+        audio_seen = float(info.get("audio_seen", 0.0))
         print(f"resumed from {last} at step {step}", file=sys.stderr)
     (out / "run_config.json").write_text(
         json.dumps({"train": asdict(cfg), "data": asdict(data_cfg), "loss": asdict(loss_cfg)}, indent=2)
@@ -140,13 +142,15 @@ def train(
             opt.step()
         step += 1
         audio_seconds += batch.audio_seconds
+        audio_seen += batch.audio_seconds
         running = 0.95 * running + 0.05 * loss_value if step > 1 else loss_value
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(cfg, step):.2e}")
         elapsed = time.time() - t_start
         if step % cfg.log_every == 0:
             rec = {"step": step, "loss": loss_value, "smoothed": running, "grad_norm": grad_norm,
-                   "lr": lr_at(cfg, step), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}  # fmt: skip
+                   "lr": lr_at(cfg, step), "audio_per_second": audio_seconds / max(elapsed, 1e-9),
+                   "audio_seen": audio_seen}  # fmt: skip
             log.write(json.dumps(rec) + "\n")
             log.flush()
         if step % cfg.eval_every == 0 and dev_batches:
@@ -156,9 +160,9 @@ def train(
             tqdm.write(f"step {step}: dev loss {dl:.4f} per token+frame")
         out_of_time = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60
         if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
-            save_training(last, model, opt, {"step": step, "seed": cfg.seed})
-            snapshot = out / f"step-{step}"
-            save_training(snapshot, model, opt, {"step": step, "seed": cfg.seed})
+            info = {"step": step, "seed": cfg.seed, "audio_seen": audio_seen}
+            save_training(last, model, opt, info)
+            save_training(out / f"step-{step}", model, opt, info)
             snaps = sorted(out.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
             for old in snaps[: -cfg.keep_snapshots]:
                 for f in old.iterdir():
