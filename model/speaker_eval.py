@@ -1,0 +1,355 @@
+"""How well speaker labelling works, with ORACLE turns (the reference turns' times), per set and voice family.
+
+    python -m model.speaker_eval data/dev/single data/dev/meet2 data/dev/meet3-4 data/real --out exp/speaker
+
+For every session the reference turns are labelled online, as the service would see them: in order of their
+end (a turn is final when it ends); each is embedded from its exclusive part (where no other turn talks), a
+still-open turn that overlaps it is its ``rival``, and finished turns that overlap it are ``overlapping``.
+
+Reported:
+- speaker count accuracy: sessions whose number of labels equals the number of reference speakers;
+- DER: frame-level (10 ms) diarization error, best one-to-one mapping of labels to reference speakers
+  (with oracle turns there is no miss or false alarm, so this is the speaker confusion);
+- cpWER with the REFERENCE words and our labels (meeteval), next to ORC-WER of the same turns by HEAT channel
+  (0 with oracle words): the gap is what labelling alone loses;
+- pair EER of the embeddings: same vs different speaker over the turn pairs of each session (the decision
+  the clusterer makes) and over all pairs of the bank's dev utterances per family (``--bank``).
+
+``--tune`` first sweeps the clustering threshold on freshly simulated DEV-voice meetings (not the stored dev
+sets) and uses the best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.data.meeting import Session, read_sessions
+from model.heat import assign_channels_heat
+from model.speaker import SpeakerEmbedder, cut, exclusive_span
+from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
+
+FRAME = 0.01  # seconds per DER frame
+
+
+@dataclass
+class Labelled:
+    session: Session
+    family: str  # voice family of every speaker, "mixed" or "real"
+    labels: list[str]  # ours, one per reference turn
+    embeddings: np.ndarray  # (num_turns, E)
+    score_words: bool = True
+
+
+def family_of(session: Session) -> str:
+    fams = set(session.meta.get("families", {}).values())
+    return fams.pop() if len(fams) == 1 else ("mixed" if fams else "real")
+
+
+def embed_turns(session: Session, embedder: SpeakerEmbedder) -> tuple[np.ndarray, list[float]]:
+    """(num_turns, E) embeddings of every turn's exclusive part, and the seconds each was cut from."""
+    embs, secs = [], []
+    for i, t in enumerate(session.turns):
+        others = [(o.start, o.end) for j, o in enumerate(session.turns) if j != i]
+        parts = exclusive_span(t.start, t.end, others)
+        embs.append(embedder.embed(cut(session.audio, parts)))
+        secs.append(sum(b - a for a, b in parts))
+    return np.asarray(embs), secs
+
+
+def label_online(
+    session: Session, embedder: SpeakerEmbedder, config: ClustererConfig, embeddings: np.ndarray | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Our label of every reference turn (see the module docstring) and the turns' embeddings."""
+    turns = session.turns
+    embs = embeddings if embeddings is not None else embed_turns(session, embedder)[0]
+    clusterer = OnlineSpeakerClusterer(config)
+    labels: list[str | None] = [None] * len(turns)
+    for i in sorted(range(len(turns)), key=lambda k: (turns[k].end, turns[k].start)):
+        t = turns[i]
+        overlapping = {labels[j] for j, o in enumerate(turns) if labels[j] and o.start < t.end and o.end > t.start}
+        rival, rival_seconds = None, 0.0
+        open_ = [j for j, o in enumerate(turns) if labels[j] is None and j != i and o.start < t.end]
+        if open_:
+            j = max(open_, key=lambda k: t.end - turns[k].start)
+            rival_seconds = t.end - turns[j].start
+            rival = embedder.embed(cut(session.audio, [(turns[j].start, t.end)]))
+        labels[i] = clusterer.assign(embs[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
+    return [x or "" for x in labels], embs
+
+
+# ----------------------------------------------------------------------------------------------- measures
+
+
+def der(ref: Sequence[tuple[str, float, float]], hyp: Sequence[tuple[str, float, float]]) -> tuple[float, float]:
+    """(error seconds, reference speech seconds) of frame-level DER with the best 1:1 label mapping.
+
+    ``ref``/``hyp``: (speaker, start, end) segments in seconds.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    end = max([e for _, _, e in list(ref) + list(hyp)], default=0.0)
+    n = int(np.ceil(end / FRAME)) + 1
+
+    def activity(segs: Sequence[tuple[str, float, float]]) -> tuple[list[str], np.ndarray]:
+        names = sorted({s for s, _, _ in segs})
+        act = np.zeros((len(names), n), dtype=bool)
+        for s, a, b in segs:
+            act[names.index(s), int(round(a / FRAME)) : int(round(b / FRAME))] = True
+        return names, act
+
+    _, r = activity(ref)
+    _, h = activity(hyp)
+    overlap = r.astype(np.int64) @ h.T.astype(np.int64)  # (R, H) frames both active
+    rows, cols = linear_sum_assignment(-overlap) if overlap.size else ([], [])
+    correct = float(overlap[rows, cols].sum()) if len(rows) else 0.0
+    nr, nh = r.sum(0), h.sum(0)
+    errors = float(np.maximum(nr, nh).sum()) - correct
+    return errors * FRAME, float(nr.sum()) * FRAME
+
+
+def word_error_rates(items: Sequence[Labelled]) -> dict[str, dict[str, float]]:
+    """meeteval cpWER (our labels) and ORC-WER (HEAT channels) with the reference words."""
+    import meeteval
+
+    ref, cp, orc = [], [], []
+    for it in items:
+        if not it.score_words:
+            continue
+        s = it.session
+        channels = assign_channels_heat(s.turns)
+        for t, lab, ch in zip(s.turns, it.labels, channels, strict=True):
+            seg = {"session_id": s.session_id, "start_time": t.start, "end_time": t.end, "words": t.text}
+            ref.append({**seg, "speaker": t.speaker})
+            cp.append({**seg, "speaker": lab})
+            orc.append({**seg, "speaker": str(ch)})
+    out: dict[str, dict[str, float]] = {}
+    if not ref:
+        return out
+    for name, hyp, fn in (("cp_wer", cp, meeteval.wer.cpwer), ("orc_wer", orc, meeteval.wer.orcwer)):
+        rates = fn(meeteval.io.SegLST(ref), meeteval.io.SegLST(hyp))
+        errors = sum(r.errors for r in rates.values())
+        length = sum(r.length for r in rates.values())
+        out[name] = {"errors": errors, "words": length, "rate": errors / max(1, length)}
+    return out
+
+
+def eer(same: Sequence[float], diff: Sequence[float]) -> float:
+    """Equal error rate of scores where higher means "same speaker" (nan without both kinds)."""
+    if not len(same) or not len(diff):
+        return float("nan")
+    s, d = np.sort(np.asarray(same)), np.sort(np.asarray(diff))
+    best = 1.0
+    for th in np.concatenate([s, d]):
+        miss = np.searchsorted(s, th, side="left") / len(s)
+        fa = 1.0 - np.searchsorted(d, th, side="left") / len(d)
+        best = min(best, max(miss, fa))
+    return float(best)
+
+
+def session_pairs(items: Sequence[Labelled]) -> tuple[list[float], list[float]]:
+    """Cosines of same-speaker and different-speaker turn pairs inside each session."""
+    same: list[float] = []
+    diff: list[float] = []
+    for it in items:
+        spk = [t.speaker for t in it.session.turns]
+        sims = it.embeddings @ it.embeddings.T
+        for i in range(len(spk)):
+            for j in range(i + 1, len(spk)):
+                (same if spk[i] == spk[j] else diff).append(float(sims[i, j]))
+    return same, diff
+
+
+def summarise(items: Sequence[Labelled]) -> dict[str, Any]:
+    count_ok = sum(len(set(it.labels)) == len(it.session.speakers) for it in items)
+    err = tot = 0.0
+    for it in items:
+        e, t = der([(t.speaker, t.start, t.end) for t in it.session.turns],
+                   [(lab, t.start, t.end) for t, lab in zip(it.session.turns, it.labels, strict=True)])  # fmt: skip
+        err, tot = err + e, tot + t
+    same, diff = session_pairs(items)
+    out: dict[str, Any] = {
+        "sessions": len(items),
+        "speaker_count_accuracy": count_ok / max(1, len(items)),
+        "labels_per_session": float(np.mean([len(set(it.labels)) for it in items])) if items else 0.0,
+        "ref_speakers_per_session": float(np.mean([len(it.session.speakers) for it in items])) if items else 0.0,
+        "der": err / max(tot, 1e-9),
+        "pair_eer": eer(same, diff),
+    }
+    out.update(word_error_rates(items))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+def load(spec: str) -> list[tuple[Session, str, bool]]:
+    """(session, family, score_words) of a set folder ``DIR`` or ``DIR:SUBSET``."""
+    directory, _, subset = spec.partition(":")
+    records = [json.loads(x) for x in (Path(directory) / "sessions.jsonl").read_text().splitlines() if x.strip()]
+    keep = {r["session_id"]: r for r in records if not subset or r.get("subset") == subset}
+    out = []
+    for s in read_sessions(directory):
+        if s.session_id in keep:
+            r = keep[s.session_id]
+            out.append((s, family_of(s), bool(r.get("wer", True))))
+    return out
+
+
+def label_set(
+    sessions: Sequence[tuple[Session, str, bool]], embedder: SpeakerEmbedder, config: ClustererConfig
+) -> list[Labelled]:
+    out = []
+    for s, fam, words in sessions:
+        labels, embs = label_online(s, embedder, config)
+        out.append(Labelled(s, fam, labels, embs, words))
+    return out
+
+
+def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[tuple[Session, str, bool]]:
+    """Fresh meetings of 2-4 DEV voices (all dev families of the bank), for tuning."""
+    from model.data.bank import Bank
+    from model.data.simulator import MeetingSimulator, SimulatorConfig
+
+    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=4, max_duration=45.0),
+                           Bank(bank_root))  # fmt: skip
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(sessions):
+        s = sim.sample(rng, session_id=f"tune-{i:04d}")
+        out.append((s, family_of(s), True))
+    return out
+
+
+def tune(embedder: SpeakerEmbedder, sessions: Sequence[tuple[Session, str, bool]], base: ClustererConfig,
+         grid: Sequence[float]) -> tuple[ClustererConfig, list[dict[str, float]]]:  # fmt: skip
+    """The threshold of ``grid`` with the lowest cpWER on ``sessions`` (ties: lower DER)."""
+    cache = {s.session_id: embed_turns(s, embedder)[0] for s, _, _ in sessions}
+    rows = []
+    for th in grid:
+        cfg = replace(base, threshold=float(th))
+        items = [Labelled(s, f, label_online(s, embedder, cfg, cache[s.session_id])[0], cache[s.session_id], w)
+                 for s, f, w in sessions]  # fmt: skip
+        m = summarise(items)
+        rows.append({"threshold": float(th), "cp_wer": m["cp_wer"]["rate"], "der": m["der"],
+                     "speaker_count_accuracy": m["speaker_count_accuracy"]})  # fmt: skip
+    best = min(rows, key=lambda r: (round(r["cp_wer"], 4), r["der"]))
+    return replace(base, threshold=best["threshold"]), rows
+
+
+def bank_pair_eer(bank_root: str, embedder: SpeakerEmbedder, per_voice: int = 8) -> dict[str, dict[str, float]]:
+    """Pair EER over the bank's dev utterances (up to ``per_voice`` per voice), per family and over all."""
+    from model.data.bank import Bank
+
+    bank = Bank(bank_root)
+    embs: list[np.ndarray] = []
+    voices: list[str] = []
+    fams: list[str] = []
+    for v in bank.voices("dev"):
+        for u in bank.utterances_of(v)[:per_voice]:
+            embs.append(embedder.embed(u.load()))
+            voices.append(v)
+            fams.append(u.family)
+    e = np.asarray(embs)
+    sims = e @ e.T
+    out: dict[str, dict[str, float]] = {}
+    for fam in sorted(set(fams)) + ["all"]:
+        idx = [i for i, f in enumerate(fams) if fam in ("all", f)]
+        same = [sims[i, j] for a, i in enumerate(idx) for j in idx[a + 1 :] if voices[i] == voices[j]]
+        diff = [sims[i, j] for a, i in enumerate(idx) for j in idx[a + 1 :] if voices[i] != voices[j]]
+        out[fam] = {"voices": len({voices[i] for i in idx}), "utterances": len(idx), "pair_eer": eer(same, diff)}
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = ["| set | sessions | count acc. | labels / ref spk | DER | ORC-WER | cpWER | gap | pair EER |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def pct(x: Any) -> str:
+        return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}%"
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        orc, cp = m.get("orc_wer", {}).get("rate"), m.get("cp_wer", {}).get("rate")
+        gap = None if orc is None or cp is None else cp - orc
+        return (f"| {name} | {m['sessions']} | {pct(m['speaker_count_accuracy'])} | {m['labels_per_session']:.2f} / "
+                f"{m['ref_speakers_per_session']:.2f} | {pct(m['der'])} | {pct(orc)} | {pct(cp)} | {pct(gap)} | "
+                f"{pct(m['pair_eer'])} |")  # fmt: skip
+
+    for name, m in report["sets"].items():
+        rows.append(row(name, m))
+        for fam, fm in m.get("by_family", {}).items():
+            rows.append(row(f"{name} ({fam})", fm))
+    text = "\n".join(rows) + "\n"
+    if "bank_pair_eer" in report:
+        text += "\n| bank dev family | voices | utterances | pair EER |\n|---|---|---|---|\n"
+        for fam, m in report["bank_pair_eer"].items():
+            text += f"| {fam} | {m['voices']} | {m['utterances']} | {pct(m['pair_eer'])} |\n"
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sets", nargs="+", help="session-set folders, DIR or DIR:SUBSET")
+    p.add_argument("--speaker-model", default=None, help="projection folder (default: the bundled one)")
+    p.add_argument("--threshold", type=float, default=None, help="clustering threshold (default: the config's)")
+    p.add_argument("--min-new-seconds", type=float, default=None)
+    p.add_argument("--max-speakers-hint", action="store_true", help="give each session its true speaker count")
+    p.add_argument("--tune", type=int, default=0, help="tune the threshold on this many simulated dev meetings")
+    p.add_argument("--bank", default=None, help="also report pair EER over this bank's dev utterances")
+    p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    a = p.parse_args(argv)
+    embedder = SpeakerEmbedder.from_pretrained(a.speaker_model)
+    cfg = ClustererConfig()
+    if a.threshold is not None:
+        cfg = replace(cfg, threshold=a.threshold)
+    if a.min_new_seconds is not None:
+        cfg = replace(cfg, min_new_seconds=a.min_new_seconds)
+    report: dict[str, Any] = {"speaker_model": str(a.speaker_model or "bundled"), "sets": {}}
+    if a.tune:
+        cfg, rows = tune(embedder, simulated_dev(a.bank or "data/bank", a.tune, 12345), cfg,
+                         [round(0.05 * k, 2) for k in range(15)])  # fmt: skip
+        report["tuning"] = rows
+        print("tuning: " + ", ".join(f"{r['threshold']:.2f}:{100 * r['cp_wer']:.1f}%" for r in rows), file=sys.stderr)
+    report["clusterer"] = {"threshold": cfg.threshold, "min_new_seconds": cfg.min_new_seconds}
+    t0 = time.process_time()
+    audio = 0.0
+    for spec in a.sets:
+        sessions = load(spec)
+        audio += sum(s.duration for s, _, _ in sessions)
+        items: list[Labelled] = []
+        for s, fam, words in sessions:
+            c = replace(cfg, max_speakers=len(s.speakers)) if a.max_speakers_hint else cfg
+            labels, embs = label_online(s, embedder, c)
+            items.append(Labelled(s, fam, labels, embs, words))
+        entry = summarise(items)
+        groups: dict[str, list[Labelled]] = defaultdict(list)
+        for it in items:
+            groups[it.family].append(it)
+        if len(groups) > 1:
+            entry["by_family"] = {f: summarise(g) for f, g in sorted(groups.items())}
+        report["sets"][spec] = entry
+    report["cpu_seconds_per_audio_second"] = (time.process_time() - t0) / max(audio, 1e-9)
+    if a.bank:
+        report["bank_pair_eer"] = bank_pair_eer(a.bank, embedder)
+    md = (
+        markdown(report)
+        + f"\nthreshold {cfg.threshold}; labelling CPU {report['cpu_seconds_per_audio_second']:.4f} s/s\n"
+    )
+    print(md)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out + ".json").write_text(json.dumps(report, indent=2))
+        Path(a.out + ".md").write_text(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Meeting-wide speaker labels from the voice: a ``SpeakerLabeller`` that embeds and clusters each turn's audio.
+
+The model's channels say who is speaking *now*, not *who* (HEAT puts a turn on channel 0 whenever it is free),
+so :class:`VoiceLabeller` labels turns by their voice instead:
+
+    labeller = VoiceLabeller(SpeakerEmbedder.from_pretrained())     # the embedder loads once, at start-up
+    assembler = TurnAssembler(labeller)
+    labeller.accept_waveform(sample_rate, samples)   # the SAME audio the stream gets, before it is decoded
+    finals = assembler.push(events)                  # the assembler calls labeller.label(turn)
+
+- It keeps the last ``buffer_seconds`` of the stream's audio at 16 kHz (a bounded buffer) and cuts each final
+  turn's span from it, preferring the parts where no other turn talks (``model.speaker.exclusive_span``).
+- Final turns are labelled once and for all by ``model.speaker_cluster.OnlineSpeakerClusterer``: turns that
+  overlap in time never share a label; a turn still open on the other channel (known from its partials) is
+  labelled jointly with the closing one so that a backchannel does not take the talker's label.
+- Partials (turns without words, as the assembler's ``partials`` builds them) get a provisional label: the
+  speaker the turn's audio so far is closest to, committing nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from model.speaker import SAMPLE_RATE, SpeakerEmbedder, exclusive_span
+from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
+from service.schemas import Turn
+
+DEFAULT_BUFFER_SECONDS = 120.0  # audio kept for cutting turns: longer than a turn (30 s) plus decode delay
+MIN_AUDIO_SECONDS = 0.1  # a turn with less audio than this in the buffer is labelled without its voice
+
+
+@dataclass
+class _Span:
+    channel: int
+    start: float  # seconds from the stream start
+    end: float  # seconds; for an open turn, the end of its words so far
+    label: str
+
+
+class AudioRing:
+    """The last ``seconds`` of a 16 kHz stream, addressed by time from the stream start."""
+
+    def __init__(self, seconds: float = DEFAULT_BUFFER_SECONDS) -> None:
+        assert seconds > 0, f"buffer seconds must be positive, got {seconds}"
+        self.capacity = int(seconds * SAMPLE_RATE)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._first = 0  # absolute index of _buf[0]
+
+    @property
+    def end_seconds(self) -> float:
+        """Seconds of audio received so far."""
+        return (self._first + len(self._buf)) / SAMPLE_RATE
+
+    def append(self, samples: np.ndarray) -> None:
+        """Add (N,) float32 samples at 16 kHz."""
+        self._buf = np.concatenate([self._buf, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        if len(self._buf) > 2 * self.capacity:  # trim in steps, so appending stays amortised O(N)
+            drop = len(self._buf) - self.capacity
+            self._buf = self._buf[drop:]
+            self._first += drop
+
+    def cut(self, parts: list[tuple[float, float]]) -> np.ndarray:
+        """The samples inside ``parts`` (seconds) that are still held, joined."""
+        pieces = []
+        for a, b in parts:
+            i0 = max(int(a * SAMPLE_RATE) - self._first, 0)
+            i1 = min(int(b * SAMPLE_RATE) - self._first, len(self._buf))
+            if i1 > i0:
+                pieces.append(self._buf[i0:i1])
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+class VoiceLabeller:
+    """A ``service.turns.SpeakerLabeller`` that labels turns by voice (see the module docstring).
+
+    Args:
+        embedder: the speaker-embedding extractor (share one across streams: it is read-only).
+        config: the clustering policy (``max_speakers`` is a hint from the client, when it gives one).
+        buffer_seconds: audio kept to cut turns from.
+    """
+
+    def __init__(
+        self,
+        embedder: SpeakerEmbedder,
+        config: ClustererConfig | None = None,
+        buffer_seconds: float = DEFAULT_BUFFER_SECONDS,
+    ) -> None:
+        self.embedder = embedder
+        self.clusterer = OnlineSpeakerClusterer(config or ClustererConfig())
+        self.ring = AudioRing(buffer_seconds)
+        self.buffer_seconds = buffer_seconds
+        self._rate: int | None = None
+        self._resampler: Any = None  # soxr.ResampleStream, made on the first audio at another rate
+        self._finals: dict[str, _Span] = {}  # turn_id -> final turn (the recent ones)
+        self._open: dict[str, _Span] = {}  # turn_id -> open turn, from its partials
+
+    # -- audio ----------------------------------------------------------------------------------------
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Feed the stream's audio (N,) float32 mono at ``sample_rate``; resampled to 16 kHz as needed."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if sample_rate != SAMPLE_RATE:
+            import soxr
+
+            if self._resampler is None or self._rate != sample_rate:
+                self._resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32")
+                self._rate = sample_rate
+            x = self._resampler.resample_chunk(x)
+        self.ring.append(x)
+
+    # -- SpeakerLabeller -------------------------------------------------------------------------------
+    def label(self, turn: Turn) -> str:
+        """The speaker label of a final turn (committed) or of a partial one (provisional)."""
+        if turn.turn_id in self._finals:
+            return self._finals[turn.turn_id].label
+        if not turn.words:
+            return self._provisional(turn)
+        return self._final(turn)
+
+    def _provisional(self, turn: Turn) -> str:
+        others = self._others(turn)
+        audio = self.ring.cut(exclusive_span(turn.start, turn.end, [(o.start, o.end) for o in others]))
+        overlapping = {o.label for o in others if o.turn_final}
+        if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
+            guess = self._fallback(overlapping)
+        else:
+            guess = self.clusterer.peek(self.embedder.embed(audio), turn.start, turn.end, overlapping)
+        label = guess or f"{self.clusterer.config.label_prefix}{len(self.clusterer.speakers) + 1}"
+        self._open[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
+        return label
+
+    def _final(self, turn: Turn) -> str:
+        self._open.pop(turn.turn_id, None)
+        others = self._others(turn)
+        overlapping = {o.label for o in others if o.turn_final}
+        audio = self.ring.cut(exclusive_span(turn.start, turn.end, [(o.start, o.end) for o in others]))
+        if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
+            label = self._fallback(overlapping) or self.clusterer.assign(
+                np.zeros(self.embedder.dim), turn.start, turn.end, overlapping
+            )
+        else:
+            rival, rival_seconds = None, 0.0
+            open_other = [o for o in others if not o.turn_final and o.channel != turn.channel]
+            if open_other:
+                o = min(open_other, key=lambda s: s.start)
+                rival_audio = self.ring.cut(exclusive_span(o.start, turn.end, [(turn.start, turn.end)]))
+                if len(rival_audio) >= MIN_AUDIO_SECONDS * SAMPLE_RATE:
+                    rival, rival_seconds = self.embedder.embed(rival_audio), turn.end - o.start
+            label = self.clusterer.assign(
+                self.embedder.embed(audio), turn.start, turn.end, overlapping, rival, rival_seconds
+            )
+        self._finals[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
+        self._forget(turn.end)
+        return label
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _others(self, turn: Turn) -> list[_Other]:
+        """Final and open turns (other than ``turn``) that overlap it in time."""
+        out = [_Other(s.channel, s.start, s.end, s.label, True) for s in self._finals.values()
+               if s.start < turn.end and s.end > turn.start]  # fmt: skip
+        for tid, s in self._open.items():
+            if tid != turn.turn_id and s.channel != turn.channel and s.start < turn.end:
+                # an open turn runs at least until now, i.e. past the end of this one
+                out.append(_Other(s.channel, s.start, max(s.end, turn.end), s.label, False))
+        return out
+
+    def _fallback(self, overlapping: set[str]) -> str:
+        """Without audio: the most recent final turn's speaker that the overlap rule allows ("" if none)."""
+        for s in sorted(self._finals.values(), key=lambda s: s.end, reverse=True):
+            if s.label not in overlapping:
+                return s.label
+        return ""
+
+    def _forget(self, now: float) -> None:
+        horizon = now - self.buffer_seconds
+        self._finals = {k: s for k, s in self._finals.items() if s.end > horizon}
+        self._open = {k: s for k, s in self._open.items() if s.start > horizon}
+
+
+@dataclass
+class _Other:
+    channel: int
+    start: float
+    end: float
+    label: str
+    turn_final: bool  # a final turn (its label is committed), else an open one (provisional label)

@@ -1,0 +1,79 @@
+"""service.speakers.VoiceLabeller behind the TurnAssembler's SpeakerLabeller interface (no model, no TTS)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.speaker import SAMPLE_RATE, SpeakerEmbedder, SpeakerFeatureConfig, speaker_statistics
+from model.speaker_cluster import ClustererConfig
+from service.schemas import Turn, Word
+from service.speakers import AudioRing, VoiceLabeller
+
+
+def _buzz(f0: float, seconds: float, seed: int) -> np.ndarray:
+    """A vowel-like pulse train at ``f0`` Hz through a fixed two-pole resonance: a crude 'voice'."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    f = f0 * (1 + 0.03 * np.sin(2 * np.pi * 3 * t))
+    x = np.sign(np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE)) + 0.05 * rng.standard_normal(n)
+    r, w = 0.97, 2 * np.pi * (700 if f0 < 150 else 1100) / SAMPLE_RATE
+    y = np.zeros(n)
+    for i in range(2, n):
+        y[i] = x[i] + 2 * r * np.cos(w) * y[i - 1] - r * r * y[i - 2]
+    return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def _embedder() -> SpeakerEmbedder:
+    """A projection fitted on the two synthetic voices (and a few more), so the test needs no bundled file."""
+    cfg = SpeakerFeatureConfig()
+    stats, labels = [], []
+    for k, f0 in enumerate([100.0, 120.0, 180.0, 220.0, 260.0]):
+        for s in range(6):
+            stats.append(speaker_statistics(_buzz(f0, 1.0, 10 * k + s), cfg))
+            labels.append(str(k))
+    return SpeakerEmbedder.train(np.asarray(stats), labels, dim=3, config=cfg)
+
+
+def _turn(tid: str, channel: int, start: float, end: float, final: bool = True) -> Turn:
+    words = [Word(word="hi", start=start, end=end, confidence=1.0)] if final else []
+    return Turn(turn_id=tid, channel=channel, speaker="", start=start, end=end, text="hi", confidence=1.0,
+                words=words)  # fmt: skip
+
+
+def test_voice_labeller_follows_voices_not_channels() -> None:
+    low, high = _buzz(100.0, 8.0, 1), _buzz(220.0, 8.0, 2)
+    audio = np.zeros(int(10 * SAMPLE_RATE), np.float32)
+    # low talks 0-2 s and 6-8 s, high 2.5-5 s; channels are assigned as HEAT would (channel 0 when free)
+    audio[: 2 * SAMPLE_RATE] += low[: 2 * SAMPLE_RATE]
+    audio[int(2.5 * SAMPLE_RATE) : 5 * SAMPLE_RATE] += high[: int(2.5 * SAMPLE_RATE)]
+    audio[6 * SAMPLE_RATE : 8 * SAMPLE_RATE] += low[2 * SAMPLE_RATE : 4 * SAMPLE_RATE]
+    lab = VoiceLabeller(_embedder(), ClustererConfig(threshold=0.5))
+    lab.accept_waveform(SAMPLE_RATE, audio)
+    assert lab.label(_turn("t1", 0, 0.0, 2.0)) == "S1"
+    assert lab.label(_turn("t2", 0, 2.5, 5.0)) == "S2"
+    assert lab.label(_turn("t3", 0, 6.0, 8.0)) == "S1"
+    assert lab.label(_turn("t1", 0, 0.0, 2.0)) == "S1"  # a final turn keeps its label
+
+
+def test_overlapping_final_turns_get_different_labels_and_partials_are_provisional() -> None:
+    low = _buzz(100.0, 6.0, 3)
+    lab = VoiceLabeller(_embedder(), ClustererConfig(threshold=0.5))
+    lab.accept_waveform(SAMPLE_RATE, low)
+    assert lab.label(_turn("t1", 0, 0.0, 3.0, final=False)) == "S1"  # a partial: provisional
+    assert lab.clusterer.labels == []  # nothing committed
+    assert lab.label(_turn("t1", 0, 0.0, 3.0)) == "S1"
+    # the same voice overlapping t1 must still be someone else
+    assert lab.label(_turn("t2", 1, 2.0, 5.0)) == "S2"
+
+
+def test_audio_ring_is_bounded_and_resamples() -> None:
+    ring = AudioRing(seconds=1.0)
+    for _ in range(50):
+        ring.append(np.ones(1600, np.float32))
+    assert len(ring.cut([(0.0, 5.0)])) <= 2 * SAMPLE_RATE
+    assert len(ring.cut([(4.5, 5.0)])) == 8000
+    lab = VoiceLabeller(_embedder())
+    for _ in range(10):
+        lab.accept_waveform(44100, np.zeros(4410, np.float32))
+    assert abs(lab.ring.end_seconds - 1.0) < 0.05
