@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,8 +33,12 @@ log = logging.getLogger("sts.app")
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the browser page, where present
 
 
-def load_recognizer(model: str | None) -> Recognizer:
+def load_recognizer(model: str | None, decode_threads: int = 1) -> Recognizer:
     """The bundled model (None), a random tiny one ("random-tiny"), or a checkpoint directory."""
+    if "torch" in sys.modules:
+        log.info("torch already imported: decode_threads=%d not applied", decode_threads)
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", str(decode_threads))
     from model.recognizer import Recognizer  # the only module that brings in torch
 
     if model == RANDOM_TINY:
@@ -47,7 +53,11 @@ def create_app(settings: Settings | None = None, recognizer: Recognizer | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rec = recognizer if recognizer is not None else await asyncio.to_thread(load_recognizer, settings.model)
+        rec = (
+            recognizer
+            if recognizer is not None
+            else await asyncio.to_thread(load_recognizer, settings.model, settings.decode_threads)
+        )
         scheduler = Scheduler(rec, settings.max_streams, settings.max_pending_seconds, state.metrics)
         await scheduler.start()
         state.recognizer, state.scheduler = rec, scheduler

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     max_upload_seconds: float = Field(default=4 * 3600.0, gt=0)  # REST audio duration limit (413 above)
     upload_block_seconds: float = Field(default=1.0, gt=0)  # REST: audio read from the file per step
     max_turn_seconds: float = Field(default=30.0, gt=0)  # longer turns are closed at a word boundary
+    # torch intra-op threads, applied as OMP_NUM_THREADS before the model is first imported (an explicit
+    # OMP_NUM_THREADS wins). 1 is right for the single decode worker: on 2 busy cores, 2 threads made a
+    # tiny model's decode 80x slower.
+    decode_threads: int = Field(default=1, ge=1)
     api_keys: str = ""  # comma-separated keys; when set, all but /healthz and /readyz need one
     log_level: str = "info"
 
