@@ -61,6 +61,10 @@ def create_app(settings: Settings | None = None, recognizer: Recognizer | None =
         scheduler = Scheduler(rec, settings.max_streams, settings.max_pending_seconds, state.metrics)
         await scheduler.start()
         state.recognizer, state.scheduler = rec, scheduler
+        if settings.speaker_labels == "voice":
+            from model.speaker import SpeakerEmbedder
+
+            state.speaker_embedder = await asyncio.to_thread(SpeakerEmbedder.from_pretrained)
         log.info("model %s loaded; up to %d streams", rec.model_name, settings.max_streams)
         try:
             yield

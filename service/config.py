@@ -5,6 +5,8 @@ STS_PORT=9000 STS_MODEL=random-tiny STS_API_KEYS=k1,k2 sts-server
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     # OMP_NUM_THREADS wins). 1 is right for the single decode worker: on 2 busy cores, 2 threads made a
     # tiny model's decode 80x slower.
     decode_threads: int = Field(default=1, ge=1)
+    speaker_labels: Literal["voice", "channel"] = (
+        "voice"  # "voice": cluster turns by voice; "channel": S1/S2 by channel
+    )
     api_keys: str = ""  # comma-separated keys; when set, all but /healthz and /readyz need one
     log_level: str = "info"
 

@@ -35,7 +35,8 @@ from service.schemas import (
     Transcript,
     Turn,
 )
-from service.turns import ChannelLabeller, TurnAssembler
+from service.speakers import make_labeller
+from service.turns import SpeakerLabeller, TurnAssembler
 
 log = logging.getLogger("sts.rest")
 router = APIRouter()
@@ -129,6 +130,7 @@ async def transcribe(
     request: Request,
     state: ReadyState,
     format: Annotated[OutputFormat, Query(description="json, seglst, rttm, stm, srt, vtt or txt")] = "json",
+    max_speakers: Annotated[int | None, Query(ge=1, le=64, description="hint: at most this many speakers")] = None,
 ) -> Response:
     """Transcribe a whole file (any rate, any number of channels: downmixed) into speaker turns."""
     settings = state.settings
@@ -139,9 +141,10 @@ async def transcribe(
     try:
         audio = await asyncio.to_thread(_open_audio, body)
         try:
+            labeller = make_labeller(state.speaker_embedder, max_speakers)
             transcript = await _transcribe_file(state.scheduler, audio, settings.max_upload_seconds,
                                                 settings.upload_block_seconds, settings.max_turn_seconds,
-                                                state.model_name)  # fmt: skip
+                                                state.model_name, labeller)  # fmt: skip
         finally:
             audio.close()
     finally:
@@ -229,6 +232,7 @@ async def _transcribe_file(
     block_seconds: float,
     max_turn_seconds: float,
     model_name: str,
+    labeller: SpeakerLabeller,
 ) -> Transcript:
     assert scheduler is not None
     rate = int(audio.samplerate)
@@ -241,7 +245,7 @@ async def _transcribe_file(
         session = scheduler.open("rest", WORK_RATE if resampler else rate)
     except CapacityError as e:
         raise ApiError(503, "capacity", f"{e}; try again later") from None
-    assembler = TurnAssembler(ChannelLabeller(), max_turn_seconds=max_turn_seconds)
+    assembler = TurnAssembler(labeller, max_turn_seconds=max_turn_seconds)
     finals: list[Turn] = []
     collector = asyncio.create_task(_collect(session.outputs.get, assembler, finals))
     block = max(1, round(block_seconds * rate))
@@ -262,6 +266,7 @@ async def _transcribe_file(
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=last)
             mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
+            labeller.accept_waveform(WORK_RATE if resampler else rate, mono)
             session.push_audio(mono)
             if last:
                 break
@@ -284,5 +289,7 @@ async def _collect(get: Callable[[], Awaitable[Any]], assembler: TurnAssembler, 
         finals.extend(assembler.push(out.events))
         if out.finalize or out.done:
             finals.extend(assembler.finalize())
+        else:
+            assembler.partials()  # tells the labeller which turns are still open
         if out.done:
             return

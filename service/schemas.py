@@ -64,6 +64,7 @@ class StartMessage(_Model):
     sample_rate: int = Field(default=16000, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="Hz of the audio")
     encoding: Encoding = "pcm_s16le"
     interim_results: bool = Field(default=True, description="send partial messages for open turns")
+    max_speakers: int | None = Field(default=None, ge=1, le=64, description="hint: at most this many speakers")
 
 
 class FinalizeMessage(_Model):

@@ -27,6 +27,15 @@ import numpy as np
 from model.speaker import SAMPLE_RATE, SpeakerEmbedder, exclusive_span
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 from service.schemas import Turn
+from service.turns import ChannelLabeller, SpeakerLabeller
+
+
+def make_labeller(embedder: SpeakerEmbedder | None, max_speakers: int | None = None) -> SpeakerLabeller:
+    """A :class:`VoiceLabeller` when a speaker embedder is loaded, else the provisional channel labeller."""
+    if embedder is None:
+        return ChannelLabeller()
+    return VoiceLabeller(embedder, ClustererConfig(max_speakers=max_speakers))
+
 
 DEFAULT_BUFFER_SECONDS = 120.0  # audio kept for cutting turns: longer than a turn (30 s) plus decode delay
 MIN_AUDIO_SECONDS = 0.1  # a turn with less audio than this in the buffer is labelled without its voice

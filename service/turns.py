@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from service.schemas import PartialMessage, Turn, Word
 
 SOT = "<sot>"  # start of a turn
@@ -43,6 +45,10 @@ class TokenEventLike(Protocol):
 class SpeakerLabeller(Protocol):
     """Gives each turn a meeting-wide speaker label. Called for every partial and final turn, in order."""
 
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """The stream's audio, fed before it is decoded (labellers that ignore the voice ignore it)."""
+        ...
+
     def label(self, turn: Turn) -> str: ...
 
 
@@ -53,6 +59,9 @@ class ChannelLabeller:
     appears on both channels and two people share a channel. A labeller that clusters voices replaces it
     behind the same ``SpeakerLabeller`` interface.
     """
+
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        pass
 
     def label(self, turn: Turn) -> str:
         return f"S{turn.channel + 1}"

@@ -41,7 +41,8 @@ from service.schemas import (
     TurnMessage,
     client_message_adapter,
 )
-from service.turns import ChannelLabeller, TurnAssembler
+from service.speakers import make_labeller
+from service.turns import ChannelLabeller, SpeakerLabeller, TurnAssembler
 
 log = logging.getLogger("sts.ws")
 router = APIRouter()
@@ -74,6 +75,7 @@ class Connection:
         self.out: asyncio.Queue[str | _Close] = asyncio.Queue(maxsize=self.settings.send_queue_size)
         self.session: StreamSession | None = None
         self.assembler: TurnAssembler | None = None
+        self.labeller: SpeakerLabeller = ChannelLabeller()
         self.start: StartMessage | None = None
         self.turns_sent = 0
         self.connected_at = self.last_activity = time.monotonic()
@@ -196,9 +198,11 @@ class Connection:
             self._send_turns(assembler.push(out.events))
             if out.finalize or out.done:
                 self._send_turns(assembler.finalize())
-            elif interim and not self.closing:
-                for p in assembler.partials():
-                    self.send(p)
+            else:
+                partials = assembler.partials()  # also tells the labeller which turns are still open
+                if interim and not self.closing:
+                    for p in partials:
+                        self.send(p)
             if out.done:
                 if not self.closing:
                     self.send(EndMessage(duration=round(session.received_seconds, 3), turns=self.turns_sent))
@@ -272,7 +276,8 @@ class Connection:
             self.fail("capacity", f"{e}; try again later", TRY_AGAIN_LATER)
             return
         self.start, self.session = start, session
-        self.assembler = TurnAssembler(ChannelLabeller(), max_turn_seconds=self.settings.max_turn_seconds)
+        self.labeller = make_labeller(self.state.speaker_embedder, start.max_speakers)
+        self.assembler = TurnAssembler(self.labeller, max_turn_seconds=self.settings.max_turn_seconds)
         self.send(ReadyMessage(session_id=session.id, model=self.state.model_name, sample_rate=start.sample_rate))
         pump = asyncio.create_task(self._pump(session, self.assembler, start.interim_results))
         self.tasks.append(pump)
@@ -303,6 +308,7 @@ class Connection:
             if not np.all(np.isfinite(samples)):
                 self.fail("bad_audio", "pcm_f32le samples contain NaN or infinity", INVALID_PAYLOAD)
                 return
+        self.labeller.accept_waveform(self.start.sample_rate, samples)
         self.session.push_audio(samples)
         if self.session.queued_seconds > self.settings.max_pending_seconds:
             self.paused = True

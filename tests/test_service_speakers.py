@@ -1,0 +1,42 @@
+"""Speaker labels in the service: by voice (default) or by channel, the max_speakers hint, the overlap rule."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.service_client import post_audio
+
+pytest_plugins = ["tests.service_fixtures"]
+
+
+def turns_of(server: Any, wav: Path, query: str = "") -> list[dict[str, Any]]:
+    status, _, body = post_audio(server.http, wav.read_bytes(), query)
+    assert status == 200, body
+    turns = json.loads(body)["turns"]
+    assert len(turns) > 4, "the test audio must give several turns"
+    return turns
+
+
+def test_channel_labels_when_configured(make_server: Any, meeting_wav: Path) -> None:
+    server = make_server(speaker_labels="channel")
+    for t in turns_of(server, meeting_wav):
+        assert t["speaker"] == f"S{t['channel'] + 1}"
+
+
+def test_voice_labels_respect_hint_and_overlap(server: Any, meeting_wav: Path) -> None:
+    turns = turns_of(server, meeting_wav, "?max_speakers=2")
+    labels = {t["speaker"] for t in turns}
+    assert all(re.fullmatch(r"S\d+", s) for s in labels), labels
+    assert len(labels) <= 2, labels
+    for a in turns:
+        for b in turns:
+            if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
+                assert a["speaker"] != b["speaker"], (a, b)
+
+
+def test_bad_hint_is_rejected(server: Any, meeting_wav: Path) -> None:
+    status, _, body = post_audio(server.http, meeting_wav.read_bytes(), "?max_speakers=0")
+    assert status == 422, body
