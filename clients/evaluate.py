@@ -29,7 +29,9 @@ import numpy as np
 import soundfile as sf
 
 from model.recognizer import Recognizer, set_num_threads
+from model.speaker import SpeakerEmbedder
 from service.schemas import Turn
+from service.speakers import make_labeller
 from service.turns import TurnAssembler
 
 
@@ -71,13 +73,17 @@ class Decoded:
     cpu_seconds: float = 0.0
 
 
-def decode_sessions(rec: Recognizer, sessions: list[RefSession], batch: int = 16) -> list[Decoded]:
-    """Stream every session in 320 ms pieces, ``batch`` sessions decoded together."""
+def decode_sessions(
+    rec: Recognizer, sessions: list[RefSession], batch: int = 16, embedder: SpeakerEmbedder | None = None
+) -> list[Decoded]:
+    """Stream every session in 320 ms pieces, ``batch`` sessions decoded together; speakers labelled by voice
+    with ``embedder`` (as the service does), else by channel."""
     results = [Decoded() for _ in sessions]
     for b0 in range(0, len(sessions), batch):
         group = list(range(b0, min(b0 + batch, len(sessions))))
         streams = {i: rec.create_stream() for i in group}
-        assemblers = {i: TurnAssembler() for i in group}
+        labellers = {i: make_labeller(embedder) for i in group}
+        assemblers = {i: TurnAssembler(labellers[i]) for i in group}
         pos = dict.fromkeys(group, 0)
         t0 = time.process_time()
         while not all(s.is_done for s in streams.values()):
@@ -85,6 +91,7 @@ def decode_sessions(rec: Recognizer, sessions: list[RefSession], batch: int = 16
                 sess = sessions[i]
                 piece = int(rec.chunk_seconds * sess.sample_rate)
                 if pos[i] < len(sess.audio):
+                    labellers[i].accept_waveform(sess.sample_rate, sess.audio[pos[i] : pos[i] + piece])
                     s.accept_waveform(sess.sample_rate, sess.audio[pos[i] : pos[i] + piece])
                     pos[i] += piece
                 elif not s.finished:
@@ -92,6 +99,7 @@ def decode_sessions(rec: Recognizer, sessions: list[RefSession], batch: int = 16
             rec.decode_streams(list(streams.values()))
             for i, s in streams.items():
                 results[i].turns += assemblers[i].push(s.pop_events())
+                assemblers[i].partials()  # as the service: the labeller learns which turns are open
         for i in group:
             results[i].turns += assemblers[i].finalize()
         cpu = time.process_time() - t0
@@ -162,11 +170,14 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
     }
 
 
-def evaluate(rec: Recognizer, specs: list[str], limit: int | None = None, batch: int = 16) -> dict[str, Any]:
-    report: dict[str, Any] = {"model": rec.model_name, "sets": {}}
+def evaluate(
+    rec: Recognizer, specs: list[str], limit: int | None = None, batch: int = 16, voice_labels: bool = True
+) -> dict[str, Any]:
+    embedder = SpeakerEmbedder.from_pretrained() if voice_labels else None
+    report: dict[str, Any] = {"model": rec.model_name, "labels": "voice" if voice_labels else "channel", "sets": {}}
     for spec in specs:
         sessions = load_set(spec, limit)
-        decoded = decode_sessions(rec, sessions, batch)
+        decoded = decode_sessions(rec, sessions, batch, embedder)
         entry = score(sessions, decoded)
         by_family: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(sessions):
@@ -207,7 +218,7 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append(row(name, e))
         for fam, fe in e.get("by_family", {}).items():
             rows.append(row(f"{name} ({fam})", fe))
-    return f"Model `{report['model']}`\n\n" + "\n".join(rows) + "\n"
+    return f"Model `{report['model']}`, speaker labels by {report['labels']}\n\n" + "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,10 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=None, help="at most this many sessions per set")
     p.add_argument("--batch", type=int, default=16, help="sessions decoded together")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     a = p.parse_args(argv)
     set_num_threads(a.threads)
     rec = Recognizer.from_pretrained(a.model)
-    report = evaluate(rec, a.sets, a.limit, a.batch)
+    report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels)
     md = markdown(report)
     print(md)
     if a.out:
