@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k fortunes fortunes-min wordnet-base sox libsndfile1 pocketsphinx-testdata)
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k fortunes fortunes-min wordnet-base sox libsndfile1 pocketsphinx-testdata chromium chromium-driver)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
