@@ -24,7 +24,13 @@ class LossConfig:
     latency_tolerance: int = 3  # frames (40 ms) of delay allowed without penalty
     fastemit_lambda: float = 0.0  # FastEmit regularisation (0 disables)
     prune_range: int = 5  # labels per frame in the pruned loss (model.pruned); 0 = full lattice
-    simple_scale: float = 0.25  # weight of the simple (linear-joint) loss added when pruning
+    simple_scale: float = 0.5  # weight of the simple (linear-joint) loss after the pruning warm-up
+    prune_warmup: int = 2000  # steps over which the simple loss weight falls from 1 and the pruned from 0.1 (k2)
+
+    def scales(self, step: int | None) -> tuple[float, float]:
+        """(simple, pruned) loss weights at training ``step`` (None: after warm-up)."""
+        frac = 1.0 if step is None or self.prune_warmup <= 0 else min(1.0, step / self.prune_warmup)
+        return 1.0 - frac * (1.0 - self.simple_scale), 0.1 + 0.9 * frac
 
 
 class StsModel(nn.Module):
@@ -49,8 +55,9 @@ class StsModel(nn.Module):
         target_lens: torch.Tensor,
         ref_frames: torch.Tensor,
         loss_cfg: LossConfig,
+        step: int | None = None,
     ) -> torch.Tensor:
-        """Summed transducer loss over both channels of every session.
+        """Summed transducer loss over both channels of every session (``step`` sets the pruning warm-up).
 
         Args:
             feats: (N, T, 80) log-mel, T a multiple of 4, padded after each item's end.
@@ -88,4 +95,5 @@ class StsModel(nn.Module):
             label_s, label_p = label_s - penalty, label_p - penalty
         simple = transducer_nll(blank_s, label_s, enc_lens, target_lens)
         pruned = transducer_nll(blank_p, label_p, enc_lens, target_lens)
-        return (pruned + loss_cfg.simple_scale * simple).float()
+        simple_scale, pruned_scale = loss_cfg.scales(step)
+        return (pruned_scale * pruned + simple_scale * simple).float()

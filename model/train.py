@@ -130,7 +130,7 @@ def train(
             group["lr"] = lr_at(cfg, step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             losses = model.loss(
-                batch.feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames, loss_cfg
+                batch.feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames, loss_cfg, step
             )
         norm_by = int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4
         loss = losses.sum() / max(1, norm_by)
