@@ -1,8 +1,9 @@
 """Transcribe a file in this process through the service's own REST path (no server, no sockets).
 
 The file is opened and classified exactly as ``POST /v1/transcriptions`` does (``service.rest``), then fed
-block by block through a private ``service.scheduler.Scheduler`` into the same ``TurnAssembler`` and
-``build_transcript``, so ``sts-transcribe FILE`` prints what a server with the same model would answer.
+block by block through a private ``service.scheduler.Scheduler`` into the same ``TurnAssembler``, speaker
+labeller (``STS_SPEAKER_LABELS``: by voice, or by channel) and ``build_transcript``, so ``sts-transcribe FILE``
+prints what a server with the same model and settings would answer.
 
     rec = load_recognizer("random-tiny")            # or None: bundled model, or a checkpoint directory
     transcript = transcribe_path("meeting.wav", rec)
@@ -21,11 +22,13 @@ from service.metrics import Metrics
 from service.rest import _open_audio, _transcribe_file
 from service.scheduler import Scheduler
 from service.schemas import Transcript
+from service.speakers import make_labeller
+from service.turns import SpeakerLabeller
 
 if TYPE_CHECKING:
     from model.recognizer import Recognizer
 
-__all__ = ["ApiError", "LocalError", "load_recognizer", "session_name", "transcribe_path"]
+__all__ = ["ApiError", "LocalError", "load_recognizer", "make_file_labeller", "session_name", "transcribe_path"]
 
 
 class LocalError(Exception):
@@ -42,7 +45,19 @@ def session_name(path: str | Path) -> str:
     return PurePath(path).name.split(".")[0] or "audio"
 
 
-async def atranscribe_path(path: str | Path, recognizer: Recognizer, settings: Settings | None = None) -> Transcript:
+def make_file_labeller(settings: Settings, max_speakers: int | None = None) -> SpeakerLabeller:
+    """The labeller the service gives a REST upload under ``settings`` (loads the speaker embedder)."""
+    embedder = None
+    if settings.speaker_labels == "voice":
+        from model.speaker import SpeakerEmbedder
+
+        embedder = SpeakerEmbedder.from_pretrained()
+    return make_labeller(embedder, max_speakers)
+
+
+async def atranscribe_path(
+    path: str | Path, recognizer: Recognizer, settings: Settings | None = None, max_speakers: int | None = None
+) -> Transcript:
     settings = settings or Settings()
     p = Path(path)
     if not p.is_file():
@@ -59,9 +74,10 @@ async def atranscribe_path(path: str | Path, recognizer: Recognizer, settings: S
             raise LocalError("empty_body", f"{p} is empty")
         audio = await asyncio.to_thread(_open_audio, body)
         try:
+            labeller = await asyncio.to_thread(make_file_labeller, settings, max_speakers)
             return await _transcribe_file(scheduler, audio, settings.max_upload_seconds,
                                           settings.upload_block_seconds, settings.max_turn_seconds,
-                                          recognizer.model_name)  # fmt: skip
+                                          recognizer.model_name, labeller)  # fmt: skip
         finally:
             audio.close()
     except ApiError as e:
@@ -71,6 +87,9 @@ async def atranscribe_path(path: str | Path, recognizer: Recognizer, settings: S
         await scheduler.stop()
 
 
-def transcribe_path(path: str | Path, recognizer: Recognizer, settings: Settings | None = None) -> Transcript:
-    """The transcript of an audio file (any format libsndfile reads, any rate, downmixed to mono)."""
-    return asyncio.run(atranscribe_path(path, recognizer, settings))
+def transcribe_path(
+    path: str | Path, recognizer: Recognizer, settings: Settings | None = None, max_speakers: int | None = None
+) -> Transcript:
+    """The transcript of an audio file (any format libsndfile reads, any rate, downmixed to mono);
+    ``max_speakers`` is the REST endpoint's hint."""
+    return asyncio.run(atranscribe_path(path, recognizer, settings, max_speakers))

@@ -169,10 +169,12 @@ class StreamingClient:
         encoding: Encoding = "pcm_s16le",
         token: str | None = None,
         interim_results: bool = True,
+        max_speakers: int | None = None,
         open_timeout: float = 30.0,
     ) -> None:
         self.url = stream_url(url)
-        self.start_message = StartMessage(sample_rate=sample_rate, encoding=encoding, interim_results=interim_results)
+        self.start_message = StartMessage(sample_rate=sample_rate, encoding=encoding, interim_results=interim_results,
+                                          max_speakers=max_speakers)  # fmt: skip
         self.token = token
         self.open_timeout = open_timeout
         self.ready: ReadyMessage | None = None  # the server's answer to start
@@ -208,7 +210,7 @@ class StreamingClient:
         except OSError as e:
             raise StreamError("connection_failed", f"cannot connect to {self.url}: {e}") from None
         with contextlib.suppress(ConnectionClosed):  # a refusal may close first: its error is still queued
-            await self._ws.send(self.start_message.model_dump_json())
+            await self._ws.send(self.start_message.model_dump_json(exclude_none=True))
         try:
             async with asyncio.timeout(self.open_timeout):
                 first = self._parse(await self._ws.recv())
@@ -352,9 +354,11 @@ async def astream_transcribe(
     frame_seconds: float = 0.1,
     realtime: float | None = None,
     timeout: float | None = 600.0,
+    max_speakers: int | None = None,
 ) -> Transcript:
     """Stream a whole signal and return the final transcript (raises StreamError on a server error)."""
-    async with StreamingClient(url, sample_rate=sample_rate, encoding=encoding, token=token) as c:
+    async with StreamingClient(url, sample_rate=sample_rate, encoding=encoding, token=token,
+                               max_speakers=max_speakers) as c:  # fmt: skip
         sender = asyncio.create_task(stream_samples(c, samples, frame_seconds, realtime))
         try:
             transcript = await c.wait_closed(timeout)
@@ -504,10 +508,14 @@ class BatchClient:
         except urllib.error.URLError as e:
             raise StsError(f"cannot reach {self.base_url}: {e.reason}") from None
 
-    def transcribe_raw(self, audio: str | Path | bytes, format: str = "json", filename: str | None = None) -> str:
+    def transcribe_raw(
+        self, audio: str | Path | bytes, format: str = "json", filename: str | None = None,
+        max_speakers: int | None = None,
+    ) -> str:  # fmt: skip
         """The transcript of a file (a path, or the file's bytes) in ``format``, as the server renders it.
 
-        ``filename`` (default: the path's name) names the session in SegLST, RTTM and STM."""
+        ``filename`` (default: the path's name) names the session in SegLST, RTTM and STM; ``max_speakers``
+        is a hint for the speaker labels."""
         if format not in OUTPUT_FORMATS:
             raise ValueError(f"unknown format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
         boundary = f"sts-{uuid.uuid4().hex}"
@@ -521,12 +529,17 @@ class BatchClient:
                 size, name = path.stat().st_size, filename or path.name
             body = _MultipartBody(file, size, name, boundary)
             headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(body.length)}
-            data = self._request("POST", f"/v1/transcriptions?format={format}", body, headers)
+            query = urllib.parse.urlencode(
+                {"format": format, **({"max_speakers": max_speakers} if max_speakers else {})}
+            )
+            data = self._request("POST", f"/v1/transcriptions?{query}", body, headers)
         return data.decode("utf-8")
 
-    def transcribe(self, audio: str | Path | bytes, filename: str | None = None) -> Transcript:
+    def transcribe(
+        self, audio: str | Path | bytes, filename: str | None = None, max_speakers: int | None = None
+    ) -> Transcript:
         """The JSON transcript of a file as a ``schemas.Transcript``."""
-        return Transcript.model_validate_json(self.transcribe_raw(audio, "json", filename))
+        return Transcript.model_validate_json(self.transcribe_raw(audio, "json", filename, max_speakers))
 
     def health(self) -> Health:
         return Health.model_validate_json(self._request("GET", "/healthz"))

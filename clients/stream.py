@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("STS_TOKEN"), help="API key (default: $STS_TOKEN)")
     p.add_argument("--fast", action="store_true", help="send as fast as the server takes it, not in real time")
     p.add_argument("--rate", type=int, default=16000, help="sample rate of standard input (Hz, default 16000)")
+    p.add_argument("--max-speakers", type=int, metavar="N", help="hint: at most N speakers (1-64)")
     p.add_argument("--no-partials", action="store_true", help="do not ask for partial results")
     p.add_argument("--output", "-o", metavar="FILE", help="also write the final transcript to FILE")
     p.add_argument("--format", "-f", choices=OUTPUT_FORMATS, default="json", help="format of --output (json)")
@@ -162,7 +163,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     captions = Captions(out, live=out.isatty())
     try:
         async with StreamingClient(args.url, sample_rate=rate, encoding=encoding, token=args.token,
-                                   interim_results=not args.no_partials) as client:  # fmt: skip
+                                   interim_results=not args.no_partials, max_speakers=args.max_speakers,
+                                   ) as client:  # fmt: skip
 
             async def send() -> None:
                 async for frame in source:

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"checkpoint directory, or {RANDOM_TINY!r} (default: the bundled model; not with --server)",
     )
     p.add_argument("--server", metavar="URL", help="transcribe on a running service, e.g. http://127.0.0.1:8000")
+    p.add_argument("--max-speakers", type=int, metavar="N", help="hint: at most N speakers in the file (1-64)")
     p.add_argument("--token", default=os.environ.get("STS_TOKEN"),
                    help="API key for --server (default: $STS_TOKEN)")  # fmt: skip
     p.add_argument("--output", "-o", metavar="FILE", help="write the transcript here instead of standard output")
@@ -49,7 +50,7 @@ def _remote(args: argparse.Namespace) -> tuple[str | None, int]:
         return None, _fail(f"no such file: {args.audio}")
     try:
         client = BatchClient(args.server, token=args.token)
-        return client.transcribe_raw(args.audio, args.format), 0
+        return client.transcribe_raw(args.audio, args.format, max_speakers=args.max_speakers), 0
     except ApiRequestError as e:
         return None, _fail(f"{args.audio}: server answered {e.status} {e.code}: {e.message}")
     except (StsError, ValueError) as e:
@@ -70,7 +71,7 @@ def _local(args: argparse.Namespace) -> tuple[str | None, int]:
     except Exception as e:  # a damaged or incompatible checkpoint
         return None, _fail(f"cannot load the model from {args.model or 'the bundle'}: {e}", EXIT_MODEL)
     try:
-        transcript = transcribe_path(args.audio, recognizer)
+        transcript = transcribe_path(args.audio, recognizer, max_speakers=args.max_speakers)
     except LocalError as e:
         return None, _fail(f"{args.audio}: {e.message} ({e.code})")
     return render(transcript, args.format, session_name(args.audio)), 0
@@ -78,6 +79,8 @@ def _local(args: argparse.Namespace) -> tuple[str | None, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.max_speakers is not None and not 1 <= args.max_speakers <= 64:
+        return _fail("--max-speakers must be from 1 to 64", 2)
     if args.server and args.model:
         return _fail("--model and --server exclude each other (the server has its own model)", 2)
     text, status = _remote(args) if args.server else _local(args)

@@ -190,3 +190,9 @@ def test_batch_formats_and_errors(server: Any, meeting_wav: Path, rest_transcrip
     with pytest.raises(ValueError):
         client.transcribe_raw(meeting_wav, "docx")
     assert client.ready()
+
+
+def test_max_speakers_hint(server: Any, meeting_wav: Path, wav_samples: np.ndarray) -> None:
+    hinted = BatchClient(server.http).transcribe(meeting_wav, max_speakers=2)
+    assert hinted.turns and len(hinted.speakers) <= 2
+    assert stream_transcribe(server.ws, wav_samples, SR, max_speakers=2).turns == hinted.turns

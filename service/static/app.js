@@ -161,6 +161,12 @@ function onServerMessage(m) {
 }
 
 // -- microphone streaming ---------------------------------------------------------------------------
+/** The "max speakers" hint (1-64), or null. */
+function maxSpeakers() {
+  const n = parseInt($("max-speakers").value, 10);
+  return Number.isFinite(n) && n >= 1 && n <= 64 ? n : null;
+}
+
 function streamUrl(token) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const q = token ? `?token=${encodeURIComponent(token)}` : "";
@@ -205,7 +211,9 @@ function openSocket(l) {
   ws.binaryType = "arraybuffer";
   l.ws = ws;
   ws.onopen = () => {
-    ws.send(JSON.stringify({ type: "start", sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: $("interim").checked }));
+    const start = { type: "start", sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: $("interim").checked };
+    if (maxSpeakers()) start.max_speakers = maxSpeakers();
+    ws.send(JSON.stringify(start));
   };
   ws.onmessage = (e) => {
     let m;
@@ -279,7 +287,9 @@ async function transcribeFile(file) {
   form.append("file", file, file.name);
   const token = $("token").value.trim();
   try {
-    const r = await fetch("/v1/transcriptions?format=json", {
+    const query = new URLSearchParams({ format: "json" });
+    if (maxSpeakers()) query.set("max_speakers", String(maxSpeakers()));
+    const r = await fetch(`/v1/transcriptions?${query}`, {
       method: "POST",
       body: form,
       headers: token ? { Authorization: `Bearer ${token}` } : {},
