@@ -108,10 +108,11 @@ def _best_shift(page_starts: list[float], rest_starts: list[float]) -> tuple[flo
     return best
 
 
-def test_microphone_stream_shows_the_files_turns(server: Any, browser: Any, meeting_wav: Path) -> None:
-    rest = BatchClient(server.http).transcribe(meeting_wav)
+def test_microphone_stream_shows_the_files_turns(make_server: Any, browser: Any, meeting_wav: Path) -> None:
+    server = make_server(api_keys="mic-key")  # the page's WebSocket carries ?token=
+    rest = BatchClient(server.http, token="mic-key").transcribe(meeting_wav)
     assert len(rest.turns) >= 8
-    page = _page(browser, server.http + "/")
+    page = _page(browser, server.http + "/?token=mic-key")
     page.click("#start")
     page.wait_for_selector('#status[data-state="live"]', timeout=20_000)
     # the whole file (12 s) and 1.5 s of the silence after it
@@ -151,6 +152,16 @@ def test_microphone_stream_shows_the_files_turns(server: Any, browser: Any, meet
     ends = [abs(t["end"] + shift - r.end) <= 2 * START_TOLERANCE for t, r in pairs]
     assert sum(ends) >= 0.75 * len(ends), pairs
     assert partials_seen or len(shown) >= 8
+
+
+def test_microphone_refused_without_the_key(make_server: Any, browser: Any) -> None:
+    server = make_server(api_keys="mic-key")
+    page = _page(browser, server.http + "/?token=wrong")
+    page.click("#start")
+    page.wait_for_selector('#status[data-state="error"]', timeout=20_000)
+    assert "unauthorized" in page.inner_text("#error")
+    page.wait_for_function("!document.getElementById('start').disabled", timeout=10_000)  # ready to retry
+    assert _shown_turns(page) == [] and page.errors == []  # type: ignore[attr-defined]
 
 
 def test_file_upload_equals_rest(make_server: Any, browser: Any, meeting_wav: Path) -> None:

@@ -178,7 +178,7 @@ async function startMic() {
   $("start").disabled = true;
   resetSession(`live-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   setStatus("starting", "starting…");
-  const l = { ws: null, ctx: null, media: null, node: null, ready: false, backlog: [], sent: 0, stopping: false, flushed: false };
+  const l = { ws: null, ctx: null, media: null, node: null, ready: false, backlog: [], sent: 0, stopping: false, flushed: false, stopPending: false };
   live = l;
   try {
     l.media = await navigator.mediaDevices.getUserMedia({
@@ -227,6 +227,7 @@ function openSocket(l) {
       setStatus("live", "live");
       for (const b of l.backlog) ws.send(b);
       l.backlog = [];
+      if (l.stopPending) sendStop(l);
     }
     onServerMessage(m);
   };
@@ -241,11 +242,8 @@ function openSocket(l) {
 function onPcm(l, data) {
   if (data === "flushed") {
     l.flushed = true;
-    if (l.ws && l.ws.readyState === WebSocket.OPEN) {
-      for (const b of l.backlog) l.ws.send(b);
-      l.backlog = [];
-      l.ws.send(JSON.stringify({ type: "stop" }));
-    }
+    if (l.ready && l.ws.readyState === WebSocket.OPEN) sendStop(l);
+    else l.stopPending = true; // stopped before the server was ready: stop once it is
     return;
   }
   if (l.flushed) return; // after stop
@@ -254,6 +252,12 @@ function onPcm(l, data) {
   $("level").style.width = `${Math.min(100, Math.round(data.peak * 140))}%`;
   if (l.ready && l.ws.readyState === WebSocket.OPEN) l.ws.send(data.pcm);
   else if (l.ws === null || l.ws.readyState <= WebSocket.OPEN) l.backlog.push(data.pcm); // until ready
+}
+
+function sendStop(l) {
+  for (const b of l.backlog) l.ws.send(b);
+  l.backlog = [];
+  l.ws.send(JSON.stringify({ type: "stop" }));
 }
 
 function stopMic() {
