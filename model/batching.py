@@ -94,3 +94,9 @@ class SpecAugment:
                 t0 = int(torch.randint(0, max(1, t_len - w), (1,), generator=generator))
                 feats[i, t0 : t0 + w] = fill
         return Batch(feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames)
+
+
+def feature_stats(batches: Sequence[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and standard deviation of the valid frames of ``batches``: (n_mels,), (n_mels,)."""
+    frames = torch.cat([b.feats[i, : int(b.feat_lens[i])] for b in batches for i in range(b.feats.shape[0])])
+    return frames.mean(0), frames.std(0).clamp(min=1e-3)

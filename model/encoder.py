@@ -106,6 +106,9 @@ class CausalSubsampling(nn.Module):
 
     def __init__(self, n_mels: int, d_model: int) -> None:
         super().__init__()
+        # global feature normalisation (per mel bin), estimated on training data before training starts
+        self.register_buffer("feature_mean", torch.zeros(n_mels))
+        self.register_buffer("feature_std", torch.ones(n_mels))
         self.stack = nn.Conv1d(n_mels, d_model, kernel_size=4, stride=4)
         self.conv = nn.Conv1d(d_model, d_model, kernel_size=CONV_CONTEXT + 1)
         self.norm = nn.LayerNorm(d_model)
@@ -114,6 +117,7 @@ class CausalSubsampling(nn.Module):
     def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, T, 80) with T a multiple of 4; cache: (N, C, 2). Returns (N, T/4, C) and the new cache."""
         assert x.shape[1] % 4 == 0, f"frame count must be a multiple of 4, got {x.shape[1]}"
+        x = (x - self.feature_mean) / self.feature_std
         y = self.act(self.stack(x.transpose(1, 2)))  # (N, C, T/4)
         y = torch.cat([cache, y], dim=2)
         new_cache = y[:, :, -CONV_CONTEXT:]

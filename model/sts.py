@@ -25,6 +25,7 @@ class LossConfig:
     fastemit_lambda: float = 0.0  # FastEmit regularisation (0 disables)
     prune_range: int = 5  # labels per frame in the pruned loss (model.pruned); 0 = full lattice
     simple_scale: float = 0.5  # weight of the simple (linear-joint) loss after the pruning warm-up
+    ctc_weight: float = 0.3  # auxiliary CTC loss on the encoder alone (joiner output layer), speeds up learning
     prune_warmup: int = 2000  # steps over which the simple loss weight falls from 1 and the pruned from 0.1 (k2)
 
     def scales(self, step: int | None) -> tuple[float, float]:
@@ -77,13 +78,15 @@ class StsModel(nn.Module):
             ref = ref_frames[:, None, :]  # (2N, 1, U)
             late = (t - ref - loss_cfg.latency_tolerance).clamp(min=0).float()
             penalty = torch.where(ref >= 0, loss_cfg.latency_weight * late, torch.zeros_like(late))
+        ctc = self._ctc(enc, enc_lens, targets, target_lens) if loss_cfg.ctc_weight > 0 else 0.0
         s_range = min(loss_cfg.prune_range, dec.shape[1])
         if s_range <= 0:
             logits = self.joiner(enc[:, :, None, :], dec[:, None, :, :])  # (2N, T', U + 1, V)
-            return rnnt_loss(
+            transducer = rnnt_loss(
                 logits, targets, enc_lens, target_lens, blank=BLANK_ID,
                 fastemit_lambda=loss_cfg.fastemit_lambda, label_penalty=penalty,
             )  # fmt: skip
+            return transducer + loss_cfg.ctc_weight * ctc
         # simple lattice: the joiner's output layer on the encoder and prediction-network parts alone
         am, lm = self.joiner.out(enc), self.joiner.out(dec)
         blank_s, label_s = simple_lattice(am.float(), lm.float(), targets, BLANK_ID)
@@ -96,4 +99,13 @@ class StsModel(nn.Module):
         simple = transducer_nll(blank_s, label_s, enc_lens, target_lens)
         pruned = transducer_nll(blank_p, label_p, enc_lens, target_lens)
         simple_scale, pruned_scale = loss_cfg.scales(step)
-        return (pruned_scale * pruned + simple_scale * simple).float()
+        return (pruned_scale * pruned + simple_scale * simple).float() + loss_cfg.ctc_weight * ctc
+
+    def _ctc(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor
+    ) -> torch.Tensor:
+        """(2N,) CTC loss of the channel targets on the encoder alone (logits: the joiner's output layer)."""
+        log_probs = torch.log_softmax(self.joiner.out(enc).float(), dim=-1).transpose(0, 1)  # (T', 2N, V)
+        return torch.nn.functional.ctc_loss(
+            log_probs, targets, enc_lens, target_lens, blank=BLANK_ID, reduction="none", zero_infinity=True
+        )

@@ -22,7 +22,7 @@ from typing import Protocol
 import torch
 from tqdm import tqdm
 
-from model.batching import Batch, SessionLike, SpecAugment, collate
+from model.batching import Batch, SessionLike, SpecAugment, collate, feature_stats
 from model.checkpoint import BUNDLED_DIR, WEIGHTS, load_config, load_model
 from model.config import StsConfig
 from model.features import LogMel
@@ -60,10 +60,15 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def resolve_init(cfg: TrainConfig) -> str:
+    """``cfg.init`` with "auto" resolved: "bundled" when a bundled model exists, else "scratch"."""
+    if cfg.init == "auto":
+        return "bundled" if (BUNDLED_DIR / WEIGHTS).exists() else "scratch"
+    return cfg.init
+
+
 def initial_model(cfg: TrainConfig, model_cfg: StsConfig) -> StsModel:
-    init = cfg.init
-    if init == "auto":
-        init = "bundled" if (BUNDLED_DIR / WEIGHTS).exists() else "scratch"
+    init = resolve_init(cfg)
     if init == "scratch":
         torch.manual_seed(cfg.seed)
         return StsModel(model_cfg)
@@ -113,6 +118,13 @@ def train(
     source = source or SessionSource(data_cfg, seed=cfg.seed)
     channels = model.cfg.model.num_channels
     dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)]
+    if not last.exists() and resolve_init(cfg) == "scratch":
+        # a new model: estimate its feature normalisation on training sessions (rng keys apart from any step's)
+        stats = [collate(source.train_batch(-1 - i, cfg.batch_size), log_mel, channels) for i in range(8)]
+        mean, std = feature_stats(stats)
+        model.encoder.subsampling.feature_mean.copy_(mean.to(device))
+        model.encoder.subsampling.feature_std.copy_(std.to(device))
+        print(f"feature normalisation from {len(stats) * cfg.batch_size} sessions", file=sys.stderr)
     spec = SpecAugment()
     params = sum(p.numel() for p in model.parameters())
     print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}", file=sys.stderr)
