@@ -120,7 +120,7 @@ def train(
     dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)]
     if not last.exists() and resolve_init(cfg) == "scratch":
         # a new model: estimate its feature normalisation on training sessions (rng keys apart from any step's)
-        stats = [collate(source.train_batch(-1 - i, cfg.batch_size), log_mel, channels) for i in range(8)]
+        stats = [collate(source.train_batch(10**8 + i, cfg.batch_size), log_mel, channels) for i in range(8)]
         mean, std = feature_stats(stats)
         model.encoder.subsampling.feature_mean.copy_(mean.to(device))
         model.encoder.subsampling.feature_std.copy_(std.to(device))
