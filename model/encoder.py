@@ -104,6 +104,9 @@ class CausalSubsampling(nn.Module):
     over the 40 ms frames whose left context is cached in the state.
     """
 
+    feature_mean: torch.Tensor  # (n_mels,) buffer
+    feature_std: torch.Tensor  # (n_mels,) buffer
+
     def __init__(self, n_mels: int, d_model: int) -> None:
         super().__init__()
         # global feature normalisation (per mel bin), estimated on training data before training starts

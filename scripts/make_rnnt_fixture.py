@@ -85,9 +85,7 @@ def _make_inputs(
     }
 
 
-def _torchaudio_ref(
-    inp: dict[str, torch.Tensor], blank: int, clamp: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _torchaudio_ref(inp: dict[str, torch.Tensor], blank: int, clamp: float) -> tuple[torch.Tensor, torch.Tensor]:
     import torchaudio.functional as taf
 
     logits = inp["logits"].clone().requires_grad_(True)
