@@ -19,7 +19,7 @@ from service.app import load_recognizer
 from service.config import Settings
 from service.deps import ApiError
 from service.metrics import Metrics
-from service.rest import _open_audio, _transcribe_file
+from service.rest import open_audio, transcribe_file
 from service.scheduler import Scheduler
 from service.schemas import Transcript
 from service.speakers import make_labeller
@@ -72,10 +72,10 @@ async def atranscribe_path(
     try:
         if p.stat().st_size == 0:
             raise LocalError("empty_body", f"{p} is empty")
-        audio = await asyncio.to_thread(_open_audio, body)
+        audio = await asyncio.to_thread(open_audio, body)
         try:
             labeller = await asyncio.to_thread(make_file_labeller, settings, max_speakers)
-            return await _transcribe_file(scheduler, audio, settings.max_upload_seconds,
+            return await transcribe_file(scheduler, audio, settings.max_upload_seconds,
                                           settings.upload_block_seconds, settings.max_turn_seconds,
                                           recognizer.model_name, labeller)  # fmt: skip
         finally:

@@ -139,10 +139,10 @@ async def transcribe(
         raise ApiError(413, "too_large", f"body of {declared} bytes exceeds {settings.max_upload_bytes}")
     body, name = await _receive_upload(request, settings.max_upload_bytes)
     try:
-        audio = await asyncio.to_thread(_open_audio, body)
+        audio = await asyncio.to_thread(open_audio, body)
         try:
             labeller = make_labeller(state.speaker_embedder, max_speakers)
-            transcript = await _transcribe_file(state.scheduler, audio, settings.max_upload_seconds,
+            transcript = await transcribe_file(state.scheduler, audio, settings.max_upload_seconds,
                                                 settings.upload_block_seconds, settings.max_turn_seconds,
                                                 state.model_name, labeller)  # fmt: skip
         finally:
@@ -210,7 +210,8 @@ async def _receive_multipart(request: Request, limit: int) -> tuple[IO[bytes], s
     return upload.file, stem
 
 
-def _open_audio(body: IO[bytes]) -> sf.SoundFile:
+def open_audio(body: IO[bytes]) -> sf.SoundFile:
+    """Open an uploaded audio file (anything libsndfile reads); ApiError 400 / 415 when it cannot be read."""
     head = body.read(16)
     body.seek(0)
     try:
@@ -225,7 +226,7 @@ def _reason(e: Exception) -> str:
     return str(e).split(": ", 1)[-1] if ": " in str(e) else str(e)
 
 
-async def _transcribe_file(
+async def transcribe_file(
     scheduler: Scheduler | None,
     audio: sf.SoundFile,
     max_seconds: float,
@@ -234,6 +235,10 @@ async def _transcribe_file(
     model_name: str,
     labeller: SpeakerLabeller,
 ) -> Transcript:
+    """Decode a whole file through ``scheduler`` in blocks of ``block_seconds`` (bounded memory) into a transcript.
+
+    Shared by ``POST /v1/transcriptions`` and the local ``sts-transcribe``; raises ApiError (413 too long, 400
+    damaged audio, 503 at capacity)."""
     assert scheduler is not None
     rate = int(audio.samplerate)
     if audio.frames > 0 and audio.frames / rate > max_seconds:
