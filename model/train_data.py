@@ -18,6 +18,7 @@ class DataConfig:
 
     bank: str = "data/bank"  # voice bank root (model.data.bank)
     families: str = "espeak:1,flite:1,festival:0.5,pico:1,kokoro:2"  # family:weight, missing families skipped
+    clean_until: int = 800  # curriculum: steps without additive noise and reverberation
     single_until: int = 1500  # curriculum: steps with single-speaker sessions only
     single_fraction: float = 0.3  # after that, fraction of single-speaker sessions
     min_seconds: float = 4.0  # session length range, seconds
@@ -49,16 +50,18 @@ class SessionSource:
         self.seed = seed
         self.bank = Bank(cfg.bank, weights=parse_weights(cfg.families))
 
-        def sim(speakers: tuple[int, int], split: str) -> Any:
+        def sim(speakers: tuple[int, int], split: str, clean: bool = False) -> Any:
             sc = SimulatorConfig(
                 min_speakers=speakers[0], max_speakers=speakers[1], min_duration=cfg.min_seconds,
-                max_duration=cfg.max_seconds, max_overlap=cfg.max_overlap, noise_prob=cfg.noise_prob,
-                reverb_prob=cfg.reverb_prob, split=split,
+                max_duration=cfg.max_seconds, max_overlap=cfg.max_overlap, noise_prob=0.0 if clean else cfg.noise_prob,
+                reverb_prob=0.0 if clean else cfg.reverb_prob, split=split,
             )  # fmt: skip
             return MeetingSimulator(sc, self.bank)
 
         self._single = sim((1, 1), "train")
         self._multi = sim((2, 4), "train")
+        self._single_clean = sim((1, 1), "train", clean=True)
+        self._multi_clean = sim((2, 4), "train", clean=True)
         self._dev_single = sim((1, 1), "dev")
         self._dev_multi = sim((2, 3), "dev")
 
@@ -67,7 +70,13 @@ class SessionSource:
         for i in range(size):
             rng = np.random.default_rng([self.seed, step, i])
             single = step < self.cfg.single_until or rng.random() < self.cfg.single_fraction
-            out.append((self._single if single else self._multi).sample(rng))
+            clean = step < self.cfg.clean_until
+            sim = (
+                (self._single_clean if clean else self._single)
+                if single
+                else (self._multi_clean if clean else self._multi)
+            )
+            out.append(sim.sample(rng))
         return out
 
     def dev_batches(self, size: int) -> list[list[Any]]:
