@@ -107,7 +107,7 @@ def test_client_that_never_reads_is_dropped_not_the_server(make_server: Any, mee
         flooding = asyncio.create_task(asyncio.to_thread(flood))
         healthy = await stream_audio(srv.ws, samples, speed=10)
         dropped = False
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # decoding 288 s of audio takes a while on a loaded machine
         while time.monotonic() < deadline and not dropped:
             dropped = metric(srv.http, 'sts_errors_total{code="slow_consumer"}') >= 1
             await asyncio.sleep(0.2)
