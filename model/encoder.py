@@ -157,7 +157,7 @@ class StsEncoder(nn.Module):
         assert state.batch_size == n, f"state holds {state.batch_size} streams, input {n}"
         y, conv = self.subsampling(x, state.conv)
         mix, (mix_h, mix_c) = self.mixture(y, (state.mix_h, state.mix_c))
-        mix = self.dropout(mix)
+        mix = self.dropout(mix) + y  # residual: the features reach the separator even while the LSTM learns
         if self.cfg.num_channels == 2:
             sep, (sep_h, sep_c) = self.separator(mix, (state.sep_h, state.sep_c))
             m0, m1 = torch.sigmoid(self.masks(sep)).chunk(2, dim=-1)  # (N, T', C) each
@@ -165,5 +165,6 @@ class StsEncoder(nn.Module):
         else:
             channels, sep_h, sep_c = mix, state.sep_h, state.sep_c
         out, (chan_h, chan_c) = self.channel(channels, (state.chan_h, state.chan_c))
+        out = out + channels  # residual
         new_state = EncoderState(conv, mix_h, mix_c, sep_h, sep_c, chan_h, chan_c)
         return self.dropout(out), new_state

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from model.config import StsConfig
-from model.recognizer import Recognizer
+from model.recognizer import Recognizer, set_num_threads
+
+# one intra-op thread, as the service decodes: two OpenMP threads on a busy 2-core machine spin and crawl
+set_num_threads(1)
 
 
 def tone_bursts(seconds: float = 6.0, seed: int = 0, sample_rate: int = 16000) -> np.ndarray:
