@@ -78,7 +78,7 @@ def card(model_dir: Path, run: Path | None, bank: Path | None, eval_md: Path | N
         lines += ["## Training", f"- Run `{run}`: {t['steps']} optimizer steps{seen}.", "- Settings:", "```json",
                   json.dumps(t["config"], indent=1), "```", ""]  # fmt: skip
     if bank is not None and bank.exists():
-        lines += ["## Voice bank at training time (hours of speech by family and split)", "",
+        lines += ["## Voice bank when bundled (hours of speech by family and split; Kokoro grew during training)", "",
                   "| family | split | utterances | voices | hours |", "|---|---|---|---|---|"]  # fmt: skip
         for fam, splits in bank_summary(bank).items():
             for split, s in splits.items():
