@@ -532,7 +532,15 @@ class BatchClient:
             query = urllib.parse.urlencode(
                 {"format": format, **({"max_speakers": max_speakers} if max_speakers else {})}
             )
-            data = self._request("POST", f"/v1/transcriptions?{query}", body, headers)
+            try:
+                data = self._request("POST", f"/v1/transcriptions?{query}", body, headers)
+            except StsError as e:
+                if isinstance(e, ApiRequestError):
+                    raise
+                # the server may refuse (bad key, too large) and close before the upload ends: the client then
+                # sees a broken pipe, not the answer; a bodiless request gets the real reason where there is one
+                self.models()
+                raise
         return data.decode("utf-8")
 
     def transcribe(

@@ -142,7 +142,9 @@ class VoiceLabeller:
 
     def _final(self, turn: Turn) -> str:
         self._open.pop(turn.turn_id, None)
-        others = self._others(turn)
+        # final labels use final turns only: what is open at this moment depends on when partials were asked
+        # for (the WebSocket and REST paths ask at different times), and the same audio must get the same labels
+        others = [o for o in self._others(turn) if o.turn_final]
         overlapping = {o.label for o in others if o.turn_final}
         audio = self.ring.cut(exclusive_span(turn.start, turn.end, [(o.start, o.end) for o in others]))
         if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
@@ -150,16 +152,7 @@ class VoiceLabeller:
                 np.zeros(self.embedder.dim), turn.start, turn.end, overlapping
             )
         else:
-            rival, rival_seconds = None, 0.0
-            open_other = [o for o in others if not o.turn_final and o.channel != turn.channel]
-            if open_other:
-                o = min(open_other, key=lambda s: s.start)
-                rival_audio = self.ring.cut(exclusive_span(o.start, turn.end, [(turn.start, turn.end)]))
-                if len(rival_audio) >= MIN_AUDIO_SECONDS * SAMPLE_RATE:
-                    rival, rival_seconds = self.embedder.embed(rival_audio), turn.end - o.start
-            label = self.clusterer.assign(
-                self.embedder.embed(audio), turn.start, turn.end, overlapping, rival, rival_seconds
-            )
+            label = self.clusterer.assign(self.embedder.embed(audio), turn.start, turn.end, overlapping)
         self._finals[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
         self._forget(turn.end)
         return label

@@ -68,13 +68,15 @@ def lively() -> Any:
 
 @pytest.fixture(scope="session")
 def meeting_audio() -> tuple[np.ndarray, list[tuple[float, float]]]:
-    return burst_audio(12.0, seed=3)
+    samples, bursts = burst_audio(12.0, seed=3)
+    # on the 16-bit grid, so the WAV file and the s16le WebSocket frames carry exactly the same samples
+    return (np.clip(np.round(samples * 32768), -32768, 32767) / 32768).astype(np.float32), bursts
 
 
 @pytest.fixture(scope="session")
 def meeting_wav(tmp_path_factory: pytest.TempPathFactory, meeting_audio: Any) -> Path:
     path = tmp_path_factory.mktemp("audio") / "meeting.wav"
-    sf.write(path, meeting_audio[0], SR, subtype="PCM_16")
+    sf.write(path, np.round(meeting_audio[0] * 32768).astype(np.int16), SR, subtype="PCM_16")
     return path
 
 
