@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from model.recognizer import Recognizer, set_num_threads
+from model.report import publish
 from model.speaker import SpeakerEmbedder
 from service.schemas import Turn
 from service.speakers import make_labeller
@@ -235,11 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     rec = Recognizer.from_pretrained(a.model)
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels)
     md = markdown(report)
-    print(md)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out + ".json").write_text(json.dumps(report, indent=2))
-        Path(a.out + ".md").write_text(md)
+    publish(report, md, a.out)
 
 
 if __name__ == "__main__":

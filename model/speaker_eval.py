@@ -35,6 +35,7 @@ import numpy as np
 
 from model.data.meeting import Session, read_sessions
 from model.heat import assign_channels_heat
+from model.report import publish
 from model.speaker import SpeakerEmbedder, cut, exclusive_span
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 
@@ -344,11 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         markdown(report)
         + f"\nthreshold {cfg.threshold}; labelling CPU {report['cpu_seconds_per_audio_second']:.4f} s/s\n"
     )
-    print(md)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out + ".json").write_text(json.dumps(report, indent=2))
-        Path(a.out + ".md").write_text(md)
+    publish(report, md, a.out)
 
 
 if __name__ == "__main__":
