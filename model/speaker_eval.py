@@ -221,8 +221,8 @@ def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[tuple[Sessio
     from model.data.bank import Bank
     from model.data.simulator import MeetingSimulator, SimulatorConfig
 
-    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=4, max_duration=45.0),
-                           Bank(bank_root))  # fmt: skip
+    config = SimulatorConfig(split="dev", min_speakers=2, max_speakers=4, distinct_people=True, max_duration=45.0)
+    sim = MeetingSimulator(config, Bank(bank_root))
     rng = np.random.default_rng(seed)
     out = []
     for i in range(sessions):

@@ -51,6 +51,7 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     seed: int = 0  # data and augmentation seed
     max_minutes: float = 0.0  # stop (after saving) when this much wall time has passed; 0 = no limit
+    stop_at: int = 0  # stop (after saving) at this step, keeping the schedule of ``steps``; 0 = run to ``steps``
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -170,7 +171,7 @@ def train(
             log.write(json.dumps({"step": step, "dev_loss": dl}) + "\n")
             log.flush()
             tqdm.write(f"step {step}: dev loss {dl:.4f} per token+frame")
-        out_of_time = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60
+        out_of_time = (cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60) or step == cfg.stop_at
         if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
             info = {"step": step, "seed": cfg.seed, "audio_seen": audio_seen}
             save_training(last, model, opt, info)
@@ -181,7 +182,7 @@ def train(
                     f.unlink()
                 old.rmdir()
         if out_of_time:
-            tqdm.write(f"stopping after {elapsed / 60:.1f} minutes at step {step}")
+            tqdm.write(f"stopping after {elapsed / 60:.1f} minutes at step {step}")  # time limit or stop_at
             break
     bar.close()
     return last

@@ -13,7 +13,7 @@ import soundfile as sf
 from model.data.bank import Bank, read_manifest
 from model.data.families import FAMILY_NAMES, available_families, get_family
 from model.data.text import BACKCHANNELS
-from model.data.voices import FORBIDDEN_VOICE_MARKERS, SAMPLE_RATE, check_allowed
+from model.data.voices import FORBIDDEN_VOICE_MARKERS, SAMPLE_RATE, check_allowed, identity_of
 from tests.bank_fixture import DEV_SENTENCES, TRAIN_SENTENCES, build_tiny_bank, tiny_bank_root
 
 MANIFEST_FIELDS = {
@@ -129,3 +129,28 @@ def test_bank_reader(tiny_bank: Path) -> None:
     assert only_flite.families == ["flite"]
     assert all(only_flite.family_of(v) == "flite" for v in only_flite.sample_voices(rng, "train", 3))
     assert bank.hours() > 0.02
+
+
+def test_identity_of_strips_perturbations() -> None:
+    assert identity_of("espeak:en-gb-scotland+f4:p54:s188") == identity_of("espeak:en-us+f4:p42:s209") == "espeak:f4"
+    assert identity_of("espeak:en-us+m6:p37:s203") != identity_of("espeak:en-us+f4:p37:s203")
+    assert identity_of("flite:slt:p0.90:s0.90") == identity_of("flite:slt:p1.00:s1.09") == "flite:slt"
+    assert identity_of("pico:en-GB:p1.50:s1.08") == "pico:en-GB" != identity_of("pico:en-US:p1.50:s1.08")
+    assert identity_of("kokoro:dev05:jf_tebukuro*0.517+jm_kumo*0.483:s1.10") == "kokoro:jf_tebukuro"
+    assert identity_of("kokoro:dev04:jf_tebukuro*0.411+jm_kumo*0.589:s0.96") == "kokoro:jm_kumo"
+    assert identity_of("festival:kal_diphone:p1.00:s1.00") == "festival:kal_diphone"
+
+
+def test_distinct_people(tiny_bank: Path) -> None:
+    """With ``distinct_people`` no two voices of a draw share an identity; without, they may."""
+    bank = Bank(tiny_bank)
+    people = {identity_of(v) for v in bank.voices("train")}
+    shared = [False, False]
+    for seed in range(30):
+        for k, distinct in enumerate((False, True)):
+            chosen = bank.sample_voices(np.random.default_rng(seed), "train", len(people), distinct)
+            ids = [identity_of(v) for v in chosen]
+            shared[k] |= len(set(ids)) < len(ids)
+            if distinct:
+                assert len(set(ids)) == len(ids) == len(people)
+    assert shared == [True, False]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +49,9 @@ class FakeSource:
         return Session(tone_bursts(seconds=2.5, seed=seed % 1000), turns)
 
 
-def run(out: Path, steps: int) -> dict[str, torch.Tensor]:
+def run(out: Path, steps: int, stop_at: int = 0) -> dict[str, torch.Tensor]:
     cfg = TrainConfig(out=str(out), init="scratch", steps=steps, batch_size=2, save_every=2, eval_every=2,
-                      log_every=1, threads=1, warmup=2)  # fmt: skip
+                      log_every=1, threads=1, warmup=2, stop_at=stop_at)  # fmt: skip
     last = train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
     return load_file(str(last / "model.safetensors"))
 
@@ -57,12 +59,13 @@ def run(out: Path, steps: int) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_resume_is_exact(tmp_path: Path) -> None:
     straight = run(tmp_path / "a", 4)
-    run(tmp_path / "b", 2)
-    resumed = run(tmp_path / "b", 4)  # picks up b/last at step 2
+    run(tmp_path / "b", 4, stop_at=3)  # same schedule, stopped (and saved) between two save_every steps
+    assert json.loads((tmp_path / "b" / "last" / "train_state.json").read_text())["step"] == 3
+    resumed = run(tmp_path / "b", 4)  # picks up b/last at step 3
     assert straight.keys() == resumed.keys()
     for k in straight:
         torch.testing.assert_close(straight[k], resumed[k], rtol=0, atol=0, msg=k)
-    first = load_file(str(tmp_path / "b" / "step-2" / "model.safetensors"))
+    first = load_file(str(tmp_path / "b" / "step-3" / "model.safetensors"))
     assert any(not torch.equal(first[k], resumed[k]) for k in first), "training changed nothing"
     log = (tmp_path / "a" / "log.jsonl").read_text()
     assert '"dev_loss"' in log and '"loss"' in log

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from model.data.audio import read_audio, trim_silence, write_flac
 from model.data.families import get_family
 from model.data.text import BACKCHANNELS, load_sentences, write_corpus
-from model.data.voices import SAMPLE_RATE, Voice, check_allowed
+from model.data.voices import SAMPLE_RATE, Voice, check_allowed, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +176,11 @@ class Bank:
     def backchannels_of(self, voice_id: str) -> list[Utterance]:
         return self.utterances_of(voice_id, "backchannel")
 
-    def sample_voices(self, rng: np.random.Generator, split: str, n: int) -> list[str]:
+    def sample_voices(self, rng: np.random.Generator, split: str, n: int, distinct_people: bool = False) -> list[str]:
         """``n`` distinct voices of ``split``: each draws a family by weight, then a voice of it uniformly.
 
-        Fewer than ``n`` are returned only when the split has fewer voices.
+        With ``distinct_people`` no two voices share an :func:`identity_of` (perturbations of one engine voice).
+        Fewer than ``n`` are returned only when the split has fewer voices (or identities).
         """
         pools = {f: self.voices(split, f) for f in self.families if self.weights[f] > 0}
         pools = {f: v for f, v in pools.items() if v}
@@ -190,7 +191,8 @@ class Bank:
             family = names[int(rng.choice(len(names), p=p / p.sum()))]
             voice = pools[family][int(rng.integers(len(pools[family])))]
             chosen.append(voice)
-            pools[family] = [v for v in pools[family] if v != voice]
+            taken = identity_of(voice) if distinct_people else voice
+            pools[family] = [v for v in pools[family] if (identity_of(v) if distinct_people else v) != taken]
             if not pools[family]:
                 del pools[family]
         return chosen

@@ -4,7 +4,9 @@
 
 writes three subsets (each a session set of ``model.data.meeting``):
 ``<out>/single`` (1 speaker, 4-20 s), ``<out>/meet2`` (2 speakers, 20-60 s), ``<out>/meet3-4`` (3-4 speakers,
-20-60 s), and prints hours, sessions, overlap ratio and turns per minute per subset and per voice family.
+20-60 s; the speakers of a meeting are distinct people: no two perturbations of one engine voice, see
+``model.data.voices.identity_of``), and prints hours, sessions, overlap ratio and turns per minute per subset
+and per voice family.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from model.data.simulator import MeetingSimulator, SimulatorConfig
 
 SUBSETS: dict[str, SimulatorConfig] = {
     "single": SimulatorConfig(split="dev", min_speakers=1, max_speakers=1, min_duration=4, max_duration=20),
-    "meet2": SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, min_duration=20, max_duration=60),
-    "meet3-4": SimulatorConfig(split="dev", min_speakers=3, max_speakers=4, min_duration=20, max_duration=60),
+    "meet2": SimulatorConfig(
+        split="dev", min_speakers=2, max_speakers=2, distinct_people=True, min_duration=20, max_duration=60
+    ),
+    "meet3-4": SimulatorConfig(
+        split="dev", min_speakers=3, max_speakers=4, distinct_people=True, min_duration=20, max_duration=60
+    ),
 }
 
 

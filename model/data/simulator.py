@@ -37,6 +37,7 @@ class SimulatorConfig:
     split: str = "train"  # bank split of the voices (and so of the sentences): "train" or "dev"
     min_speakers: int = 1  # speakers per session, drawn uniformly in [min_speakers, max_speakers]
     max_speakers: int = 4
+    distinct_people: bool = False  # speakers of a session never share an engine voice (identity_of), see bank
     min_duration: float = 4.0  # seconds, session length drawn in [min_duration, max_duration]
     max_duration: float = 60.0  # (a single utterance longer than the drawn length may exceed it)
     min_overlap: float = 0.0  # share of speech with two voices, target drawn in [min_overlap, max_overlap]
@@ -111,7 +112,7 @@ class MeetingSimulator:
         if session_id is None:
             session_id = f"sim-{cfg.split}-{int(rng.integers(2**48)):012x}"
         n = int(rng.integers(cfg.min_speakers, cfg.max_speakers + 1))
-        voices = self.bank.sample_voices(rng, cfg.split, n)
+        voices = self.bank.sample_voices(rng, cfg.split, n, cfg.distinct_people)
         placed = self._layout(rng, voices)
         return self._mix(rng, session_id, voices, placed)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model.data.audio import peak_normalize, read_wav_16k
-from model.data.voices import Split, Voice, check_allowed
+from model.data.voices import Split, Voice, allowed_voice
 
 LANGUAGES = "en-us en-gb en-gb-scotland en-gb-x-rp en-gb-x-gbclan en-gb-x-gbcwmd en-029 en-us-nyc".split()
 TRAIN_VARIANTS = "m1 m2 m3 m4 m5 m7 m8 f1 f2 f3 f5 klatt klatt2 klatt4".split()
@@ -64,16 +64,8 @@ class EspeakFamily:
                     rng = random.Random(f"espeak:{seed}:{lang}:{variant}")
                     pitch, speed = rng.uniform(0.7, 1.4), rng.uniform(0.85, 1.2)
                     p, s = round(DEFAULT_PITCH * pitch), round(DEFAULT_SPEED * speed)
-                    voice = Voice(
-                        family=self.name,
-                        voice_id=f"espeak:{lang}+{variant}:p{p}:s{s}",
-                        spec=f"{lang}+{variant}",
-                        speed=speed,
-                        pitch=pitch,
-                        split=split,
-                    )
-                    check_allowed(voice)
-                    out.append(voice)
+                    spec = f"{lang}+{variant}"
+                    out.append(allowed_voice(self.name, f"espeak:{spec}:p{p}:s{s}", spec, speed, pitch, split))
         return out
 
     def synthesize(self, voice: Voice, text: str) -> np.ndarray:

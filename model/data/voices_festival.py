@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import shutil
 import subprocess
 import tempfile
@@ -18,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from model.data.audio import peak_normalize, read_wav_16k
-from model.data.voices import Voice, check_allowed
+from model.data.voices import Voice, check_allowed, perturbed_voices
 
 VOICES = ("kal_diphone",)
 BASE_F0 = 105.0  # Hz, kal_diphone's target mean
 BASE_F0_STD = 14.0
 PERTURBATIONS = 10  # voices: the unperturbed one and 9 random pitch/speed pairs
+PERTURB = ((0.75, 1.35), (0.85, 1.15))  # pitch and speed factor ranges of the perturbed voices
 TIMEOUT = 60.0  # seconds to wait for one utterance
 
 
@@ -98,22 +98,7 @@ class FestivalFamily:
         return shutil.which("festival") is not None and Path("/usr/share/festival/voices/english/kal_diphone").is_dir()
 
     def voices(self, seed: int = 0) -> list[Voice]:
-        out: list[Voice] = []
-        for name in VOICES:
-            rng = random.Random(f"festival:{seed}:{name}")
-            for k in range(PERTURBATIONS):
-                pitch, speed = (1.0, 1.0) if k == 0 else (rng.uniform(0.75, 1.35), rng.uniform(0.85, 1.15))
-                voice = Voice(
-                    family=self.name,
-                    voice_id=f"festival:{name}:p{pitch:.2f}:s{speed:.2f}",
-                    spec=name,
-                    speed=speed,
-                    pitch=pitch,
-                    split="train",
-                )
-                check_allowed(voice)
-                out.append(voice)
-        return out
+        return [v for name in VOICES for v in perturbed_voices(self.name, name, "train", seed, PERTURBATIONS, *PERTURB)]
 
     def _get_server(self) -> _FestivalServer:
         # a forked child must not share its parent's festival process

