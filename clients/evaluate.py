@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,8 @@ def evaluate(
     rec: Recognizer, specs: list[str], limit: int | None = None, batch: int = 16, voice_labels: bool = True
 ) -> dict[str, Any]:
     embedder = SpeakerEmbedder.from_pretrained() if voice_labels else None
-    report: dict[str, Any] = {"model": rec.model_name, "labels": "voice" if voice_labels else "channel", "sets": {}}
+    report: dict[str, Any] = {"model": rec.model_name, "labels": "voice" if voice_labels else "channel",
+                              "blank_penalty": rec.config.streaming.blank_penalty, "sets": {}}  # fmt: skip
     for spec in specs:
         sessions = load_set(spec, limit)
         decoded = decode_sessions(rec, sessions, batch, embedder)
@@ -219,7 +220,10 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append(row(name, e))
         for fam, fe in e.get("by_family", {}).items():
             rows.append(row(f"{name} ({fam})", fe))
-    return f"Model `{report['model']}`, speaker labels by {report['labels']}\n\n" + "\n".join(rows) + "\n"
+    head = f"Model `{report['model']}`, speaker labels by {report['labels']}"
+    if report.get("blank_penalty"):
+        head += f", blank penalty {report['blank_penalty']}"
+    return head + "\n\n" + "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,9 +235,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16, help="sessions decoded together")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
+    p.add_argument("--blank-penalty", type=float, default=None, help="override the checkpoint's search setting")
     a = p.parse_args(argv)
     set_num_threads(a.threads)
     rec = Recognizer.from_pretrained(a.model)
+    if a.blank_penalty is not None:
+        rec = Recognizer(rec.model, replace(rec.config.streaming, blank_penalty=a.blank_penalty))
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels)
     md = markdown(report)
     publish(report, md, a.out)

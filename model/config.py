@@ -61,6 +61,7 @@ class StreamingConfig:
 
     chunk_frames: int = 32  # feature frames (10 ms) per decode step: 320 ms
     max_symbols_per_frame: int = 4  # greedy search: most tokens emitted on one encoder frame
+    blank_penalty: float = 0.0  # greedy search: subtracted from the blank logit (> 0: fewer deleted words)
 
     def __post_init__(self) -> None:
         assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import soxr
 import torch
 
 from model.checkpoint import load_model, random_model
-from model.config import StsConfig
+from model.config import StreamingConfig, StsConfig
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
@@ -142,16 +142,17 @@ class Stream:
 class Recognizer:
     """Holds the model; decodes batches of streams. ``decode_streams`` is serialised by a lock."""
 
-    def __init__(self, model: StsModel) -> None:
+    def __init__(self, model: StsModel, streaming: StreamingConfig | None = None) -> None:
+        """``streaming`` replaces the checkpoint's decode settings (chunk length, search) when given."""
         self.model = model.eval()
-        self.config: StsConfig = model.cfg
+        self.config: StsConfig = model.cfg if streaming is None else replace(model.cfg, streaming=streaming)
         self.log_mel = LogMel(self.config.features)
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> Recognizer:
+    def from_pretrained(cls, path: str | Path | None = None, streaming: StreamingConfig | None = None) -> Recognizer:
         """Load a checkpoint directory; the model bundled with the package when ``path`` is None."""
-        return cls(load_model(path))
+        return cls(load_model(path), streaming)
 
     @classmethod
     def random(cls, cfg: StsConfig | None = None, seed: int = 0) -> Recognizer:
@@ -193,8 +194,9 @@ class Recognizer:
         # rows of the search: channel-major, as the encoder stacks them
         channels = self.config.model.num_channels
         context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in range(channels)])
+        search = self.config.streaming
         emissions, context = greedy_search(
-            self.model.decoder, self.model.joiner, enc, context, self.config.streaming.max_symbols_per_frame
+            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, search.blank_penalty
         )
         per_stream: list[list[TokenEvent]] = [[] for _ in streams]
         for e in emissions:
@@ -214,8 +216,10 @@ class Recognizer:
         with self._lock, torch.inference_mode():
             enc = self.model.encode(feats[None])  # (2, T', J)
             context = init_context(self.config.model.num_channels, self.config.model.context_size)
-            max_symbols = self.config.streaming.max_symbols_per_frame
-            emissions, _ = greedy_search(self.model.decoder, self.model.joiner, enc, context, max_symbols)
+            search = self.config.streaming
+            emissions, _ = greedy_search(
+                self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, search.blank_penalty
+            )
         return [TokenEvent(e.row, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob) for e in emissions]
 
     def transcribe_events(self, samples: np.ndarray, sample_rate: int) -> list[TokenEvent]:

@@ -33,12 +33,14 @@ def greedy_search(
     enc: torch.Tensor,
     context: torch.Tensor,
     max_symbols_per_frame: int,
+    blank_penalty: float = 0.0,
 ) -> tuple[list[Emission], torch.Tensor]:
     """Greedy search over a block of frames, up to ``max_symbols_per_frame`` tokens per frame.
 
     Args:
         enc: (M, T, J) projected encoder frames of M rows.
         context: (M, context_size) last tokens of each row (blank-padded at the start of a stream).
+        blank_penalty: subtracted from the blank logit before the choice (a decode-time bias against deletions).
     Returns:
         The emissions in time order and the (M, context_size) context after the block.
     """
@@ -50,7 +52,10 @@ def greedy_search(
     for t in range(t_len):
         active = torch.ones(m, dtype=torch.bool)
         for _ in range(max_symbols_per_frame):
-            logp = torch.log_softmax(joiner(enc[:, t], dec), dim=-1)  # (M, V)
+            logits = joiner(enc[:, t], dec)  # (M, V)
+            if blank_penalty:
+                logits[:, BLANK_ID] -= blank_penalty
+            logp = torch.log_softmax(logits, dim=-1)
             best_lp, best = logp.max(dim=-1)
             emit = active & (best != BLANK_ID)
             if not bool(emit.any()):

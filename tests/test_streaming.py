@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,18 @@ def test_one_channel_baseline_streams_like_whole(test_audio: np.ndarray) -> None
     whole = rec.decode_offline(test_audio)
     assert len(whole) > 20 and {e.channel for e in whole} == {0}
     assert key(feed(rec, rec.create_stream(), test_audio, 1600)) == key(whole)
+
+
+def test_blank_penalty_biases_the_search(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
+    """Penalty 0 is the checkpoint's search; a huge penalty never picks blank, a negative one always does."""
+    model = tiny_recognizer.model
+    search = tiny_recognizer.config.streaming
+
+    def decode(penalty: float) -> list[TokenEvent]:
+        rec = Recognizer(model, replace(search, blank_penalty=penalty))
+        return rec.transcribe_events(test_audio, 16000)
+
+    assert key(decode(0.0)) == key(tiny_recognizer.transcribe_events(test_audio, 16000))
+    assert decode(-1e4) == []
+    frames = len(test_audio) // 640  # 40 ms encoder frames of the 16 kHz test audio
+    assert len(decode(1e4)) >= 2 * frames * search.max_symbols_per_frame - 2 * search.max_symbols_per_frame

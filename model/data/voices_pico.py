@@ -13,7 +13,7 @@ import importlib.util
 
 import numpy as np
 
-from model.data.voices import SAMPLE_RATE, Voice, allowed_voice, check_allowed
+from model.data.voices import SAMPLE_RATE, Split, Voice, allowed_voice, check_allowed
 
 LANGUAGES = ("en-US", "en-GB")  # Pico's English voices
 PITCHES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.7, 2.0)  # pitch factors
@@ -44,7 +44,7 @@ class PicoFamily:
             for pitch in PITCHES:
                 for speed in self._speeds(rng):
                     voice_id = f"pico:{language}:p{pitch:.2f}:s{speed:.2f}"
-                    split = "dev" if _is_dev(language, pitch) else "train"
+                    split: Split = "dev" if _is_dev(language, pitch) else "train"
                     out.append(allowed_voice(self.name, voice_id, language, speed, pitch, split))
         return out
 
