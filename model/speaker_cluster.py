@@ -2,7 +2,7 @@
 
 Contract (a small policy class, numpy in, labels out):
 
-    clusterer = OnlineSpeakerClusterer(ClustererConfig(threshold=0.3, max_speakers=None))
+    clusterer = OnlineSpeakerClusterer(ClustererConfig(threshold=0.4, max_speakers=None))
     label = clusterer.assign(embedding, start, end, overlapping={"S2"}, rival=open_turn_embedding)
 
 - ``embedding``: (E,) unit vector of the turn (``model.speaker.SpeakerEmbedder.embed``); ``start``/``end`` in
@@ -33,7 +33,7 @@ NEW = ""  # stands for "a new speaker" among the candidates
 class ClustererConfig:
     """The clustering policy's knobs (defaults tuned on simulated dev meetings, see model.speaker_eval)."""
 
-    threshold: float = 0.3  # cosine to a centroid at which joining it scores the same as a new speaker
+    threshold: float = 0.4  # cosine to a centroid at which joining it scores the same as a new speaker
     min_new_seconds: float = 1.0  # turns shorter than this join a known speaker when one is allowed
     max_speakers: int | None = None  # hint: open no more speakers than this (None: no limit)
     max_weight_seconds: float = 10.0  # a turn weighs its seconds in its centroid, at most this much
