@@ -2,6 +2,8 @@
 
     python -m model.bundle exp/sts/averaged --run exp/sts --bank data/bank --eval exp/eval.md --out model/pretrained
 
+``--run`` may be given once per training stage, oldest first, when a run continued from an earlier one's model.
+
 Writes ``model.safetensors`` + ``config.json`` (weights only, no optimizer) and ``MODEL_CARD.md``: architecture,
 parameter count, training run (steps, audio hours seen, data mix, voice families and hours in the bank) and the
 evaluation table produced by ``sts-eval``.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +41,42 @@ def training_summary(run: Path) -> dict[str, Any]:
     }
 
 
+def family_hours(t: dict[str, Any]) -> dict[str, float]:
+    """Expected hours of training audio per voice family: the audio seen, shared by the families' weights."""
+    spec = t["config"].get("data", {}).get("families", "")
+    weights = {f: float(w or 1) for f, _, w in (x.partition(":") for x in spec.split(",") if x)}
+    total = sum(weights.values())
+    return {f: t["audio_seen_hours"] * w / total for f, w in weights.items() if w > 0} if total else {}
+
+
+def training_lines(runs: list[Path]) -> list[str]:
+    """The model card's training section: one entry per stage, then the totals."""
+    lines = ["## Training"]
+    steps = hours = 0.0
+    by_family: dict[str, float] = {}
+    for k, run in enumerate(runs, 1):
+        t = training_summary(run)
+        steps, hours = steps + t["steps"], hours + t["audio_seen_hours"]
+        fam = family_hours(t)
+        for f, h in fam.items():
+            by_family[f] = by_family.get(f, 0.0) + h
+        mix = ", ".join(f"{f} {h:.1f} h" for f, h in fam.items())
+        lines += [f"- Stage {k}, run `{run}`: {t['steps']} optimizer steps, about {t['audio_seen_hours']:.1f} hours "
+                  f"of simulated meeting audio ({mix or 'families not recorded'}).", "", "```json",
+                  json.dumps(t["config"], indent=1), "```", ""]  # fmt: skip
+    if len(runs) > 1:
+        mix = ", ".join(f"{f} {h:.1f} h" for f, h in sorted(by_family.items()))
+        lines += [f"- In all: {steps:.0f} steps, about {hours:.1f} hours of audio ({mix}).", ""]
+    return lines
+
+
 def bank_summary(bank: Path) -> dict[str, Any]:
     from model.data.bank import Bank
 
     return Bank(bank).summary()
 
 
-def card(model_dir: Path, run: Path | None, bank: Path | None, eval_md: Path | None) -> str:
+def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | None) -> str:
     model = load_model(model_dir)
     cfg = model.cfg
     params = sum(p.numel() for p in model.parameters())
@@ -65,18 +97,12 @@ def card(model_dir: Path, run: Path | None, bank: Path | None, eval_md: Path | N
         )
         + f"{m.channel_layers} channel LSTM layers tied across {m.num_channels} channel(s).",
         f"- Stateless prediction network (context {m.context_size}), joiner {m.joiner_dim}, vocabulary {m.vocab_size} "
-        "(blank, a-z, space, apostrophe, <sot>, <eot>). Greedy search, 320 ms chunks.",
+        "(blank, a-z, space, apostrophe, <sot>, <eot>). Greedy search, 320 ms chunks"
+        + (f", blank penalty {cfg.streaming.blank_penalty}." if cfg.streaming.blank_penalty else "."),
         "",
     ]
-    if run is not None:
-        t = training_summary(run)
-        seen = (
-            f", about {t['audio_seen_hours']:.1f} hours of simulated meeting audio seen"
-            if t["audio_seen_hours"]
-            else ""
-        )
-        lines += ["## Training", f"- Run `{run}`: {t['steps']} optimizer steps{seen}.", "- Settings:", "```json",
-                  json.dumps(t["config"], indent=1), "```", ""]  # fmt: skip
+    if runs:
+        lines += training_lines(runs)
     if bank is not None and bank.exists():
         lines += ["## Voice bank when bundled (hours of speech by family and split; Kokoro grew during training)", "",
                   "| family | split | utterances | voices | hours |", "|---|---|---|---|---|"]  # fmt: skip
@@ -94,12 +120,17 @@ def card(model_dir: Path, run: Path | None, bank: Path | None, eval_md: Path | N
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--run", type=Path, default=None, help="training run folder (log.jsonl, run_config.json)")
+    p.add_argument("--run", type=Path, action="append", default=[],
+                   help="training run folder (log.jsonl, run_config.json); once per stage, oldest first")  # fmt: skip
     p.add_argument("--bank", type=Path, default=None)
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
+    p.add_argument("--blank-penalty", type=float, default=None, help="store this search setting with the model")
     a = p.parse_args(argv)
-    save_model(load_model(a.checkpoint), a.out)
+    model = load_model(a.checkpoint)
+    if a.blank_penalty is not None:
+        model.cfg = replace(model.cfg, streaming=replace(model.cfg.streaming, blank_penalty=a.blank_penalty))
+    save_model(model, a.out)
     (a.out / "MODEL_CARD.md").write_text(card(a.out, a.run, a.bank, a.eval))
     print(f"bundled {a.checkpoint} into {a.out}")
 

@@ -1,0 +1,33 @@
+"""Bundling a checkpoint: weights + config (with a stored search setting) and a model card of every stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from model.bundle import main as bundle
+from model.checkpoint import load_model, random_model, save_model
+from model.config import StsConfig
+
+
+def _run(folder: Path, steps: int, seconds: float, families: str) -> Path:
+    folder.mkdir(parents=True)
+    log = [{"step": s, "loss": 1.0, "audio_seen": seconds * s / steps} for s in range(10, steps + 1, 10)]
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (folder / "run_config.json").write_text(json.dumps({"data": {"families": families}}))
+    return folder
+
+
+def test_bundle_writes_model_and_card_of_all_stages(tmp_path: Path) -> None:
+    ckpt = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "ckpt")
+    first = _run(tmp_path / "run1", 100, 3600.0, "espeak:1,kokoro:3")
+    second = _run(tmp_path / "run2", 50, 7200.0, "espeak:1,kokoro:1")
+    out = tmp_path / "bundled"
+    bundle([str(ckpt), "--run", str(first), "--run", str(second), "--blank-penalty", "0.5", "--out", str(out)])
+    model = load_model(out)
+    assert model.cfg.streaming.blank_penalty == 0.5
+    assert model.cfg.model == StsConfig.tiny().model
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Stage 1, run" in card and "Stage 2, run" in card and "blank penalty 0.5" in card
+    assert "espeak 0.2 h, kokoro 0.8 h" in card  # 1 h of audio shared 1:3
+    assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
