@@ -9,13 +9,18 @@ Audio goes through ``Stream.accept_waveform`` in 320 ms pieces and ``decode_stre
 exactly as the service does; the turns come from the service's :class:`TurnAssembler`.
 
 Reported per set (and per voice family): WER (single-speaker sets), ORC-WER and cpWER (meeteval), turn
-counts (found / reference), ``<sot>``/``<eot>`` emission time minus reference start/end (median, p90) for
-reference turns matched to the hypothesis turn that overlaps them most, and the decode real-time factor.
+counts (found / reference), ``<sot>``/``<eot>`` time minus reference start/end (median, p90) for reference
+turns matched to the hypothesis turn that overlaps them most, word emission latency, and the decode real-time
+factor. Word latency is the stream time (seconds of audio sent so far) at which a correctly recognised word first
+came out, in a partial or a final turn, minus the word's reference end; words are matched by alignment inside
+each matched turn pair, and reference word ends are approximate (the turn's span shared by character counts;
+the simulator keeps no word times).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import time
@@ -72,6 +77,12 @@ def load_set(spec: str, limit: int | None = None) -> list[RefSession]:
 class Decoded:
     turns: list[Turn] = field(default_factory=list)
     cpu_seconds: float = 0.0
+    word_times: dict[str, list[float]] = field(default_factory=dict)  # turn_id -> stream time each word came out
+
+    def saw(self, turn_id: str, text: str, now: float) -> None:
+        """Note the words of a partial or final turn that were not out before ``now`` (seconds of audio sent)."""
+        times = self.word_times.setdefault(turn_id, [])
+        times += [now] * max(0, len(text.split()) - len(times))
 
 
 def decode_sessions(
@@ -99,10 +110,19 @@ def decode_sessions(
                     s.input_finished()
             rec.decode_streams(list(streams.values()))
             for i, s in streams.items():
-                results[i].turns += assemblers[i].push(s.pop_events())
-                assemblers[i].partials()  # as the service: the labeller learns which turns are open
+                now = min(pos[i], len(sessions[i].audio)) / sessions[i].sample_rate
+                finals = assemblers[i].push(s.pop_events())
+                for t in finals:
+                    results[i].saw(t.turn_id, t.text, now)
+                results[i].turns += finals
+                # as the service: partials tell the labeller which turns are open (and the client the words)
+                for p in assemblers[i].partials():
+                    results[i].saw(p.turn_id, p.text, now)
         for i in group:
-            results[i].turns += assemblers[i].finalize()
+            finals = assemblers[i].finalize()
+            for t in finals:
+                results[i].saw(t.turn_id, t.text, sessions[i].duration)
+            results[i].turns += finals
         cpu = time.process_time() - t0
         total = sum(sessions[i].duration for i in group)
         for i in group:
@@ -140,16 +160,38 @@ def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -
     return {"errors": errors, "words": length, "rate": errors / max(1, length)}
 
 
+def _word_ends(turn: dict[str, Any]) -> tuple[list[str], list[float]]:
+    """Reference words of a turn and their approximate end times: the turn's span shared by character counts."""
+    words = turn["text"].split()
+    weights = np.cumsum([len(w) + 1 for w in words], dtype=np.float64)
+    span = turn["end"] - turn["start"]
+    return words, [turn["start"] + span * float(c) / float(weights[-1]) for c in weights] if words else []
+
+
+def _word_latencies(ref: dict[str, Any], hyp: Turn, times: list[float]) -> list[float]:
+    """Emission time minus reference end of every hypothesis word that the word alignment matches."""
+    words, ends = _word_ends(ref)
+    hyp_words = hyp.text.split()
+    out = []
+    for block in difflib.SequenceMatcher(None, words, hyp_words, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            j = block.b + k
+            if j < len(times):
+                out.append(times[j] - ends[block.a + k])
+    return out
+
+
 def _timing(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]:
-    starts, ends = [], []
+    starts, ends, words = [], [], []
     for s, d in zip(sessions, decoded, strict=True):
         for r in s.turns:
             best = max(d.turns, key=lambda h: min(h.end, r["end"]) - max(h.start, r["start"]), default=None)
             if best is not None and min(best.end, r["end"]) > max(best.start, r["start"]):
                 starts.append(best.start - r["start"])
                 ends.append(best.end - r["end"])
-    out: dict[str, float] = {"matched_turns": len(starts)}
-    for name, v in (("sot_delay", starts), ("eot_delay", ends)):
+                words += _word_latencies(r, best, d.word_times.get(best.turn_id, []))
+    out: dict[str, float] = {"matched_turns": len(starts), "matched_words": len(words)}
+    for name, v in (("sot_delay", starts), ("eot_delay", ends), ("word_latency", words)):
         if v:
             out[f"{name}_median"] = float(np.median(v))
             out[f"{name}_p90"] = float(np.percentile(v, 90))
@@ -200,12 +242,14 @@ def summary_line(e: dict[str, Any]) -> str:
     t = e["timing"]
     return (f"{e['sessions']} sessions, ORC-WER {100 * orc:.1f}%, cpWER {100 * cp:.1f}%, turns {e['turns']['found']}/"
             f"{e['turns']['reference']}, sot delay median {t.get('sot_delay_median', float('nan')):.2f}s, "
-            f"eot delay median {t.get('eot_delay_median', float('nan')):.2f}s, RTF {e['rtf']:.3f}")  # fmt: skip
+            f"eot delay median {t.get('eot_delay_median', float('nan')):.2f}s, word latency median "
+            f"{t.get('word_latency_median', float('nan')):.2f}s, RTF {e['rtf']:.3f}")  # fmt: skip
 
 
 def markdown(report: dict[str, Any]) -> str:
     rows = ["| set | sessions | hours | WER / ORC-WER | cpWER | turns found / ref | sot delay med / p90 (s) "
-            "| eot delay med / p90 (s) | RTF |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            "| eot delay med / p90 (s) | word latency med / p90 (s) | RTF |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def row(name: str, e: dict[str, Any]) -> str:
         t = e["timing"]
@@ -214,6 +258,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{'-' if cp is None else f'{100 * cp:.1f}%'} | {e['turns']['found']} / {e['turns']['reference']} | "
                 f"{t.get('sot_delay_median', float('nan')):.2f} / {t.get('sot_delay_p90', float('nan')):.2f} | "
                 f"{t.get('eot_delay_median', float('nan')):.2f} / {t.get('eot_delay_p90', float('nan')):.2f} | "
+                f"{t.get('word_latency_median', float('nan')):.2f} / {t.get('word_latency_p90', float('nan')):.2f} | "
                 f"{e['rtf']:.3f} |")  # fmt: skip
 
     for name, e in report["sets"].items():
