@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from model.recognizer import Recognizer, set_num_threads
-from model.report import publish
+from model.report import family_rows, publish
 from model.speaker import SpeakerEmbedder
 from service.schemas import Turn
 from service.speakers import make_labeller
@@ -261,10 +261,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{t.get('word_latency_median', float('nan')):.2f} / {t.get('word_latency_p90', float('nan')):.2f} | "
                 f"{e['rtf']:.3f} |")  # fmt: skip
 
-    for name, e in report["sets"].items():
-        rows.append(row(name, e))
-        for fam, fe in e.get("by_family", {}).items():
-            rows.append(row(f"{name} ({fam})", fe))
+    rows += family_rows(report["sets"], row)
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}"
     if report.get("blank_penalty"):
         head += f", blank penalty {report['blank_penalty']}"

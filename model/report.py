@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def family_rows(sets: dict[str, dict[str, Any]], row: Callable[[str, dict[str, Any]], str]) -> list[str]:
+    """Table rows: each set, then each of its voice families (``by_family``) as ``"set (family)"``."""
+    rows = []
+    for name, entry in sets.items():
+        rows.append(row(name, entry))
+        rows += [row(f"{name} ({fam})", sub) for fam, sub in entry.get("by_family", {}).items()]
+    return rows
 
 
 def publish(report: dict[str, Any], md: str, out: str | None) -> None:

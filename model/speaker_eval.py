@@ -35,7 +35,7 @@ import numpy as np
 
 from model.data.meeting import Session, read_sessions
 from model.heat import assign_channels_heat
-from model.report import publish
+from model.report import family_rows, publish
 from model.speaker import SpeakerEmbedder, cut, exclusive_span
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 
@@ -285,10 +285,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{m['ref_speakers_per_session']:.2f} | {pct(m['der'])} | {pct(orc)} | {pct(cp)} | {pct(gap)} | "
                 f"{pct(m['pair_eer'])} |")  # fmt: skip
 
-    for name, m in report["sets"].items():
-        rows.append(row(name, m))
-        for fam, fm in m.get("by_family", {}).items():
-            rows.append(row(f"{name} ({fam})", fm))
+    rows += family_rows(report["sets"], row)
     text = "\n".join(rows) + "\n"
     if "bank_pair_eer" in report:
         text += "\n| bank dev family | voices | utterances | pair EER |\n|---|---|---|---|\n"
