@@ -11,10 +11,10 @@ exactly as the service does; the turns come from the service's :class:`TurnAssem
 Reported per set (and per voice family): WER (single-speaker sets), ORC-WER and cpWER (meeteval), turn
 counts (found / reference), ``<sot>``/``<eot>`` time minus reference start/end (median, p90) for reference
 turns matched to the hypothesis turn that overlaps them most, word emission latency, and the decode real-time
-factor. Word latency is the stream time (seconds of audio sent so far) at which a correctly recognised word first
-came out, in a partial or a final turn, minus the word's reference end; words are matched by alignment inside
-each matched turn pair, and reference word ends are approximate (the turn's span shared by character counts;
-the simulator keeps no word times).
+factor; and the character error rate (CER) of single-speaker sessions. Word latency is the stream time (seconds
+of audio sent so far) at which a correctly recognised word first came out, in a partial or a final turn, minus
+the word's reference end; words are matched by alignment inside each matched turn pair, and reference word ends
+are approximate (the turn's span shared by character counts; the simulator keeps no word times).
 """
 
 from __future__ import annotations
@@ -198,6 +198,27 @@ def _timing(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, flo
     return out
 
 
+def edit_distance(ref: str, hyp: str) -> int:
+    """Levenshtein distance between two strings (substitutions, insertions, deletions of one character)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def _cer(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]:
+    """Character error rate of single-speaker sessions: all turns joined, spaces counted as characters."""
+    errors = chars = 0
+    for s, d in zip(sessions, decoded, strict=True):
+        if s.score_words and len({t["speaker"] for t in s.turns}) == 1:
+            ref = " ".join(t["text"] for t in sorted(s.turns, key=lambda t: t["start"]))
+            hyp = " ".join(t.text for t in sorted(d.turns, key=lambda t: t.start))
+            errors, chars = errors + edit_distance(ref, hyp), chars + len(ref)
+    return {"errors": errors, "chars": chars, "rate": errors / chars} if chars else {}
+
+
 def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
     audio = sum(s.duration for s in sessions)
     ref_turns = sum(len(s.turns) for s in sessions)
@@ -207,6 +228,7 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
         "hours": audio / 3600,
         "orc_wer": _error_rate("orc", sessions, decoded),
         "cp_wer": _error_rate("cp", sessions, decoded),
+        "cer": _cer(sessions, decoded),
         "turns": {"reference": ref_turns, "found": hyp_turns, "ratio": hyp_turns / max(1, ref_turns)},
         "timing": _timing(sessions, decoded),
         "rtf": sum(d.cpu_seconds for d in decoded) / max(audio, 1e-9),
@@ -237,25 +259,32 @@ def evaluate(
 
 
 def summary_line(e: dict[str, Any]) -> str:
-    orc = e["orc_wer"].get("rate", float("nan"))
-    cp = e["cp_wer"].get("rate", float("nan"))
     t = e["timing"]
-    return (f"{e['sessions']} sessions, ORC-WER {100 * orc:.1f}%, cpWER {100 * cp:.1f}%, turns {e['turns']['found']}/"
-            f"{e['turns']['reference']}, sot delay median {t.get('sot_delay_median', float('nan')):.2f}s, "
-            f"eot delay median {t.get('eot_delay_median', float('nan')):.2f}s, word latency median "
-            f"{t.get('word_latency_median', float('nan')):.2f}s, RTF {e['rtf']:.3f}")  # fmt: skip
+
+    def pct(metric: str) -> str:
+        return f"{100 * e.get(metric, {}).get('rate', float('nan')):.1f}%"
+
+    def sec(name: str) -> str:
+        return f"{t.get(name, float('nan')):.2f}s"
+
+    return (
+        f"{e['sessions']} sessions, ORC-WER {pct('orc_wer')}, cpWER {pct('cp_wer')}, CER {pct('cer')}, turns "
+        f"{e['turns']['found']}/{e['turns']['reference']}, sot delay median {sec('sot_delay_median')}, eot delay "
+        f"median {sec('eot_delay_median')}, word latency median {sec('word_latency_median')}, RTF {e['rtf']:.3f}"
+    )
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER | turns found / ref | sot delay med / p90 (s) "
-            "| eot delay med / p90 (s) | word latency med / p90 (s) | RTF |",
-            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER | CER (single) | turns found / ref "
+            "| sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) | RTF |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def row(name: str, e: dict[str, Any]) -> str:
         t = e["timing"]
-        orc, cp = e["orc_wer"].get("rate"), e["cp_wer"].get("rate")
+        orc, cp, cer = e["orc_wer"].get("rate"), e["cp_wer"].get("rate"), e.get("cer", {}).get("rate")
         return (f"| {name} | {e['sessions']} | {e['hours']:.2f} | {'-' if orc is None else f'{100 * orc:.1f}%'} | "
-                f"{'-' if cp is None else f'{100 * cp:.1f}%'} | {e['turns']['found']} / {e['turns']['reference']} | "
+                f"{'-' if cp is None else f'{100 * cp:.1f}%'} | {'-' if cer is None else f'{100 * cer:.1f}%'} | "
+                f"{e['turns']['found']} / {e['turns']['reference']} | "
                 f"{t.get('sot_delay_median', float('nan')):.2f} / {t.get('sot_delay_p90', float('nan')):.2f} | "
                 f"{t.get('eot_delay_median', float('nan')):.2f} / {t.get('eot_delay_p90', float('nan')):.2f} | "
                 f"{t.get('word_latency_median', float('nan')):.2f} / {t.get('word_latency_p90', float('nan')):.2f} | "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients.evaluate import _word_ends, _word_latencies, main
+from clients.evaluate import _word_ends, _word_latencies, edit_distance, main
 from model.checkpoint import random_model, save_model
 from model.config import StsConfig
 from model.data.bank import Bank
@@ -21,6 +21,11 @@ from tests.bank_fixture import tiny_bank_root
 def test_word_ends_share_the_turn_by_characters() -> None:
     words, ends = _word_ends({"start": 1.0, "end": 3.0, "text": "ab cd"})
     assert words == ["ab", "cd"] and ends == pytest.approx([2.0, 3.0])
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3 and edit_distance("abc", "") == 3 and edit_distance("same", "same") == 0
 
 
 def test_word_latency_of_matched_words_only() -> None:
@@ -44,4 +49,5 @@ def test_sts_eval_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path:
     assert entry["turns"]["found"] > 0  # the lively random model talks
     assert entry["orc_wer"]["words"] > 10 and entry["orc_wer"]["rate"] > 0 and entry["cp_wer"]["rate"] > 0
     assert 0 < entry["rtf"] < 5
+    assert entry["cer"]["chars"] > 10 and entry["cer"]["errors"] > 0  # seeds 0-2 draw a single-speaker session
     assert "| word latency med / p90 (s) |" in (tmp_path / "report.md").read_text()
