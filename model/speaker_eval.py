@@ -2,9 +2,11 @@
 
     python -m model.speaker_eval data/dev/single data/dev/meet2 data/dev/meet3-4 data/real --out exp/speaker
 
-For every session the reference turns are labelled online, as the service would see them: in order of their
-end (a turn is final when it ends); each is embedded from its exclusive part (where no other turn talks), a
-still-open turn that overlaps it is its ``rival``, and finished turns that overlap it are ``overlapping``.
+For every session the reference turns are labelled online with the service's clustering call
+(``service.speakers.VoiceLabeller``): in order of their end (a turn is final when it ends), each joins a known
+speaker or opens a new one, and finished turns that overlap it are ``overlapping`` (never its label). Each is
+embedded from its exclusive part (where no other turn talks: the oracle knows every turn, the service only the
+finished ones).
 
 Reported:
 - speaker count accuracy: sessions whose number of labels equals the number of reference speakers;
@@ -78,13 +80,7 @@ def label_online(
     for i in sorted(range(len(turns)), key=lambda k: (turns[k].end, turns[k].start)):
         t = turns[i]
         overlapping = {labels[j] for j, o in enumerate(turns) if labels[j] and o.start < t.end and o.end > t.start}
-        rival, rival_seconds = None, 0.0
-        open_ = [j for j, o in enumerate(turns) if labels[j] is None and j != i and o.start < t.end]
-        if open_:
-            j = max(open_, key=lambda k: t.end - turns[k].start)
-            rival_seconds = t.end - turns[j].start
-            rival = embedder.embed(cut(session.audio, [(turns[j].start, t.end)]))
-        labels[i] = clusterer.assign(embs[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
+        labels[i] = clusterer.assign(embs[i], t.start, t.end, {x for x in overlapping if x})
     return [x or "" for x in labels], embs
 
 

@@ -10,9 +10,9 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
 
 - It keeps the last ``buffer_seconds`` of the stream's audio at 16 kHz (a bounded buffer) and cuts each final
   turn's span from it, preferring the parts where no other turn talks (``model.speaker.exclusive_span``).
-- Final turns are labelled once and for all by ``model.speaker_cluster.OnlineSpeakerClusterer``: turns that
-  overlap in time never share a label; a turn still open on the other channel (known from its partials) is
-  labelled jointly with the closing one so that a backchannel does not take the talker's label.
+- Final turns are labelled once and for all by ``model.speaker_cluster.OnlineSpeakerClusterer``, from final
+  turns only (what is still open when a turn ends depends on when partials were asked for, and the same audio
+  must get the same labels): turns that overlap in time never share a label.
 - Partials (turns without words, as the assembler's ``partials`` builds them) get a provisional label: the
   speaker the turn's audio so far is closest to, committing nothing.
 """
@@ -145,7 +145,7 @@ class VoiceLabeller:
         # final labels use final turns only: what is open at this moment depends on when partials were asked
         # for (the WebSocket and REST paths ask at different times), and the same audio must get the same labels
         others = [o for o in self._others(turn) if o.turn_final]
-        overlapping = {o.label for o in others if o.turn_final}
+        overlapping = {o.label for o in others}
         audio = self.ring.cut(exclusive_span(turn.start, turn.end, [(o.start, o.end) for o in others]))
         if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
             label = self._fallback(overlapping) or self.clusterer.assign(
