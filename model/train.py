@@ -171,8 +171,8 @@ def train(
             log.write(json.dumps({"step": step, "dev_loss": dl}) + "\n")
             log.flush()
             tqdm.write(f"step {step}: dev loss {dl:.4f} per token+frame")
-        out_of_time = (cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60) or step == cfg.stop_at
-        if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
+        stop = (cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60) or step == cfg.stop_at
+        if step % cfg.save_every == 0 or step == cfg.steps or stop:
             info = {"step": step, "seed": cfg.seed, "audio_seen": audio_seen}
             save_training(last, model, opt, info)
             save_training(out / f"step-{step}", model, opt, info)
@@ -181,8 +181,8 @@ def train(
                 for f in old.iterdir():
                     f.unlink()
                 old.rmdir()
-        if out_of_time:
-            tqdm.write(f"stopping after {elapsed / 60:.1f} minutes at step {step}")  # time limit or stop_at
+        if stop:
+            tqdm.write(f"stopping at step {step} after {elapsed / 60:.1f} minutes")
             break
     bar.close()
     return last

@@ -58,10 +58,9 @@ class SessionSource:
             )  # fmt: skip
             return MeetingSimulator(sc, self.bank)
 
-        self._single = sim((1, 1), "train")
-        self._multi = sim((2, 4), "train")
-        self._single_clean = sim((1, 1), "train", clean=True)
-        self._multi_clean = sim((2, 4), "train", clean=True)
+        # (single speaker?, clean?) -> simulator of training sessions
+        self._train = {(one, clean): sim((1, 1) if one else (2, 4), "train", clean) for one in (True, False)
+                       for clean in (True, False)}  # fmt: skip
         self._dev_single = sim((1, 1), "dev")
         self._dev_multi = sim((2, 3), "dev")
 
@@ -70,13 +69,7 @@ class SessionSource:
         for i in range(size):
             rng = np.random.default_rng([self.seed, step, i])
             single = step < self.cfg.single_until or rng.random() < self.cfg.single_fraction
-            clean = step < self.cfg.clean_until
-            sim = (
-                (self._single_clean if clean else self._single)
-                if single
-                else (self._multi_clean if clean else self._multi)
-            )
-            out.append(sim.sample(rng))
+            out.append(self._train[single, step < self.cfg.clean_until].sample(rng))
         return out
 
     def dev_batches(self, size: int) -> list[list[Any]]:
