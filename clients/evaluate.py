@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from model.checkpoint import load_model
 from model.recognizer import Recognizer, set_num_threads
 from model.report import family_rows, publish
 from model.speaker import SpeakerEmbedder
@@ -309,9 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--blank-penalty", type=float, default=None, help="override the checkpoint's search setting")
     a = p.parse_args(argv)
     set_num_threads(a.threads)
-    rec = Recognizer.from_pretrained(a.model)
-    if a.blank_penalty is not None:
-        rec = Recognizer(rec.model, replace(rec.config.streaming, blank_penalty=a.blank_penalty))
+    model = load_model(a.model)
+    search = None if a.blank_penalty is None else replace(model.cfg.streaming, blank_penalty=a.blank_penalty)
+    rec = Recognizer(model, search)
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels)
     md = markdown(report)
     publish(report, md, a.out)

@@ -150,9 +150,9 @@ class Recognizer:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, streaming: StreamingConfig | None = None) -> Recognizer:
+    def from_pretrained(cls, path: str | Path | None = None) -> Recognizer:
         """Load a checkpoint directory; the model bundled with the package when ``path`` is None."""
-        return cls(load_model(path), streaming)
+        return cls(load_model(path))
 
     @classmethod
     def random(cls, cfg: StsConfig | None = None, seed: int = 0) -> Recognizer:
