@@ -9,12 +9,13 @@ Audio goes through ``Stream.accept_waveform`` in 320 ms pieces and ``decode_stre
 exactly as the service does; the turns come from the service's :class:`TurnAssembler`.
 
 Reported per set (and per voice family): WER (single-speaker sets), ORC-WER and cpWER (meeteval), turn
-counts (found / reference), ``<sot>``/``<eot>`` time minus reference start/end (median, p90) for reference
-turns matched to the hypothesis turn that overlaps them most, word emission latency, and the decode real-time
-factor; and the character error rate (CER) of single-speaker sessions. Word latency is the stream time (seconds
-of audio sent so far) at which a correctly recognised word first came out, in a partial or a final turn, minus
-the word's reference end; words are matched by alignment inside each matched turn pair, and reference word ends
-are approximate (the turn's span shared by character counts; the simulator keeps no word times).
+counts (found / reference), speaker count accuracy and DER of the labelled turns, ``<sot>``/``<eot>`` time
+minus reference start/end (median, p90) for reference turns matched to the hypothesis turn that overlaps them
+most, word emission latency, and the decode real-time factor; and the character error rate (CER) of
+single-speaker sessions. Word latency is the stream time (seconds of audio sent so far) at which a correctly
+recognised word first came out, in a partial or a final turn, minus the word's reference end; words are
+matched by alignment inside each matched turn pair, and reference word ends are approximate (the turn's span
+shared by character counts; the simulator keeps no word times).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import soundfile as sf
 from model.checkpoint import load_model
 from model.recognizer import Recognizer, set_num_threads
 from model.report import family_rows, publish
-from model.speaker import SpeakerEmbedder
+from model.speaker import Embedder, load_embedder
 from service.schemas import Turn
 from service.speakers import make_labeller
 from service.turns import TurnAssembler
@@ -87,7 +88,7 @@ class Decoded:
 
 
 def decode_sessions(
-    rec: Recognizer, sessions: list[RefSession], batch: int = 16, embedder: SpeakerEmbedder | None = None
+    rec: Recognizer, sessions: list[RefSession], batch: int = 16, embedder: Embedder | None = None
 ) -> list[Decoded]:
     """Stream every session in 320 ms pieces, ``batch`` sessions decoded together; speakers labelled by voice
     with ``embedder`` (as the service does), else by channel."""
@@ -220,6 +221,21 @@ def _cer(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]
     return {"errors": errors, "chars": chars, "rate": errors / chars} if chars else {}
 
 
+def _speakers(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]:
+    """Speaker count accuracy (sessions whose number of hypothesis labels equals the reference's) and DER
+    (frame-level, misses + false alarms + confusion, best one-to-one label mapping) of the final turns."""
+    from model.speaker_eval import der
+
+    right = errors = speech = 0.0
+    for s, d in zip(sessions, decoded, strict=True):
+        right += len({t.speaker for t in d.turns}) == len({t["speaker"] for t in s.turns})
+        e, n = der(
+            [(t["speaker"], t["start"], t["end"]) for t in s.turns], [(t.speaker, t.start, t.end) for t in d.turns]
+        )
+        errors, speech = errors + e, speech + n
+    return {"count_accuracy": right / max(1, len(sessions)), "der": errors / speech if speech else float("nan")}
+
+
 def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
     audio = sum(s.duration for s in sessions)
     ref_turns = sum(len(s.turns) for s in sessions)
@@ -231,6 +247,7 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
         "cp_wer": _error_rate("cp", sessions, decoded),
         "cer": _cer(sessions, decoded),
         "turns": {"reference": ref_turns, "found": hyp_turns, "ratio": hyp_turns / max(1, ref_turns)},
+        "speakers": _speakers(sessions, decoded),
         "timing": _timing(sessions, decoded),
         "rtf": sum(d.cpu_seconds for d in decoded) / max(audio, 1e-9),
     }
@@ -239,7 +256,7 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
 def evaluate(
     rec: Recognizer, specs: list[str], limit: int | None = None, batch: int = 16, voice_labels: bool = True
 ) -> dict[str, Any]:
-    embedder = SpeakerEmbedder.from_pretrained() if voice_labels else None
+    embedder = load_embedder() if voice_labels else None
     report: dict[str, Any] = {"model": rec.model_name, "labels": "voice" if voice_labels else "channel",
                               "blank_penalty": rec.config.streaming.blank_penalty, "sets": {}}  # fmt: skip
     for spec in specs:
@@ -270,15 +287,17 @@ def summary_line(e: dict[str, Any]) -> str:
 
     return (
         f"{e['sessions']} sessions, ORC-WER {pct('orc_wer')}, cpWER {pct('cp_wer')}, CER {pct('cer')}, turns "
-        f"{e['turns']['found']}/{e['turns']['reference']}, sot delay median {sec('sot_delay_median')}, eot delay "
-        f"median {sec('eot_delay_median')}, word latency median {sec('word_latency_median')}, RTF {e['rtf']:.3f}"
+        f"{e['turns']['found']}/{e['turns']['reference']}, speaker count acc. "
+        f"{100 * e['speakers']['count_accuracy']:.1f}%, DER {100 * e['speakers']['der']:.1f}%, sot delay median "
+        f"{sec('sot_delay_median')}, eot delay median {sec('eot_delay_median')}, word latency median "
+        f"{sec('word_latency_median')}, RTF {e['rtf']:.3f}"
     )
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER | CER (single) | turns found / ref "
-            "| sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) | RTF |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER | CER (single) | turns found / ref | spk count acc. "
+            "| DER | sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) | RTF |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def row(name: str, e: dict[str, Any]) -> str:
         t = e["timing"]
@@ -286,6 +305,7 @@ def markdown(report: dict[str, Any]) -> str:
         return (f"| {name} | {e['sessions']} | {e['hours']:.2f} | {'-' if orc is None else f'{100 * orc:.1f}%'} | "
                 f"{'-' if cp is None else f'{100 * cp:.1f}%'} | {'-' if cer is None else f'{100 * cer:.1f}%'} | "
                 f"{e['turns']['found']} / {e['turns']['reference']} | "
+                f"{100 * e['speakers']['count_accuracy']:.1f}% | {100 * e['speakers']['der']:.1f}% | "
                 f"{t.get('sot_delay_median', float('nan')):.2f} / {t.get('sot_delay_p90', float('nan')):.2f} | "
                 f"{t.get('eot_delay_median', float('nan')):.2f} / {t.get('eot_delay_p90', float('nan')):.2f} | "
                 f"{t.get('word_latency_median', float('nan')):.2f} / {t.get('word_latency_p90', float('nan')):.2f} | "

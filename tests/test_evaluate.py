@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients.evaluate import _word_ends, _word_latencies, edit_distance, main
+from clients.evaluate import Decoded, RefSession, _speakers, _word_ends, _word_latencies, edit_distance, main
 from model.checkpoint import random_model, save_model
 from model.config import StsConfig
 from model.data.bank import Bank
@@ -50,4 +50,26 @@ def test_sts_eval_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path:
     assert entry["orc_wer"]["words"] > 10 and entry["orc_wer"]["rate"] > 0 and entry["cp_wer"]["rate"] > 0
     assert 0 < entry["rtf"] < 5
     assert entry["cer"]["chars"] > 10 and entry["cer"]["errors"] > 0  # seeds 0-2 draw a single-speaker session
-    assert "| word latency med / p90 (s) |" in (tmp_path / "report.md").read_text()
+    spk = entry["speakers"]
+    assert 0 <= spk["count_accuracy"] <= 1 and spk["der"] > 0  # a random model does not diarize perfectly
+    md = (tmp_path / "report.md").read_text()
+    assert "| word latency med / p90 (s) |" in md and "| spk count acc. | DER |" in md
+
+
+def _turn(turn_id: str, speaker: str, start: float, end: float) -> Turn:
+    return Turn(turn_id=turn_id, channel=0, speaker=speaker, start=start, end=end, text="x", confidence=1.0)
+
+
+def test_speaker_count_and_der_of_labelled_turns() -> None:
+    """Two reference speakers; the hypothesis finds both turns but gives them one label: count wrong, DER =
+    the second speaker's time (confusion) over all speech."""
+    audio = np.zeros(16000 * 4, np.float32)
+    turns = [
+        {"speaker": "A", "start": 0.0, "end": 2.0, "text": "a"},
+        {"speaker": "B", "start": 2.0, "end": 3.0, "text": "b"},
+    ]
+    ref = RefSession("s", audio, 16000, turns, "espeak")
+    one = Decoded(turns=[_turn("t0", "S1", 0.0, 2.0), _turn("t1", "S1", 2.0, 3.0)])
+    two = Decoded(turns=[_turn("t0", "S1", 0.0, 2.0), _turn("t1", "S2", 2.0, 3.0)])
+    assert _speakers([ref], [one]) == pytest.approx({"count_accuracy": 0.0, "der": 1 / 3})
+    assert _speakers([ref], [two]) == pytest.approx({"count_accuracy": 1.0, "der": 0.0})
