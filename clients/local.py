@@ -49,9 +49,9 @@ def make_file_labeller(settings: Settings, max_speakers: int | None = None) -> S
     """The labeller the service gives a REST upload under ``settings`` (loads the speaker embedder)."""
     embedder = None
     if settings.speaker_labels == "voice":
-        from model.speaker import SpeakerEmbedder
+        from model.speaker import load_embedder
 
-        embedder = SpeakerEmbedder.from_pretrained()
+        embedder = load_embedder()
     return make_labeller(embedder, max_speakers)
 
 

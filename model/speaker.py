@@ -14,7 +14,8 @@ A classic, light extractor (no neural network, numpy only at run time):
    length-normalise. Two spans are the same speaker when the cosine of their embeddings is high.
 
 Saved as ``speaker.safetensors`` (``mean``, ``scale``, ``projection``) + ``speaker.json`` (feature config,
-dimensions, training facts); :meth:`SpeakerEmbedder.from_pretrained` loads the bundled one from
+dimensions, training facts). The neural alternative, same contract (:class:`Embedder`), is
+``model.speaker_net``; :func:`load_embedder` loads either kind, by default the bundled one from
 ``model/pretrained_speaker/``.
 """
 
@@ -24,7 +25,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -297,10 +298,33 @@ class SpeakerEmbedder:
         info = TrainingInfo(**meta.get("training", {}))
         return cls(t["mean"], t["scale"], t["projection"], SpeakerFeatureConfig(**meta["feature_config"]), info)
 
-    @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> SpeakerEmbedder:
-        """The bundled projection (``model/pretrained_speaker``) or the one in ``path``."""
-        return cls.load(path or PRETRAINED_DIR)
+
+class Embedder(Protocol):
+    """What the labeller and the evaluations need of a speaker-embedding extractor (either kind)."""
+
+    info: TrainingInfo
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """(E,) float32 unit-length embedding of a span of audio (N,) at 16 kHz."""
+        ...
+
+
+def load_embedder(path: str | Path | None = None) -> Embedder:
+    """The speaker embedder saved in ``path`` (default: the bundled ``model/pretrained_speaker``), of the
+    kind its ``speaker.json`` names: ``stats-lda`` (:class:`SpeakerEmbedder`) or ``tdnn``
+    (:class:`model.speaker_net.NeuralSpeakerEmbedder`)."""
+    directory = Path(path or PRETRAINED_DIR)
+    kind = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")).get("kind")
+    if kind == "stats-lda":
+        return SpeakerEmbedder.load(directory)
+    if kind == "tdnn":
+        from model.speaker_net import NeuralSpeakerEmbedder
+
+        return NeuralSpeakerEmbedder.load(directory)
+    raise ValueError(f"unknown speaker model kind {kind!r} in {directory}")
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -38,7 +38,7 @@ import numpy as np
 from model.data.meeting import Session, read_sessions
 from model.heat import assign_channels_heat
 from model.report import family_rows, publish
-from model.speaker import SpeakerEmbedder, cut, exclusive_span
+from model.speaker import Embedder, cut, exclusive_span, load_embedder
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 
 FRAME = 0.01  # seconds per DER frame
@@ -58,7 +58,7 @@ def family_of(session: Session) -> str:
     return fams.pop() if len(fams) == 1 else ("mixed" if fams else "real")
 
 
-def embed_turns(session: Session, embedder: SpeakerEmbedder) -> tuple[np.ndarray, list[float]]:
+def embed_turns(session: Session, embedder: Embedder) -> tuple[np.ndarray, list[float]]:
     """(num_turns, E) embeddings of every turn's exclusive part, and the seconds each was cut from."""
     embs, secs = [], []
     for i, t in enumerate(session.turns):
@@ -70,7 +70,7 @@ def embed_turns(session: Session, embedder: SpeakerEmbedder) -> tuple[np.ndarray
 
 
 def label_online(
-    session: Session, embedder: SpeakerEmbedder, config: ClustererConfig, embeddings: np.ndarray | None = None
+    session: Session, embedder: Embedder, config: ClustererConfig, embeddings: np.ndarray | None = None
 ) -> tuple[list[str], np.ndarray]:
     """Our label of every reference turn (see the module docstring) and the turns' embeddings."""
     turns = session.turns
@@ -203,7 +203,7 @@ def load(spec: str) -> list[tuple[Session, str, bool]]:
 
 
 def label_set(
-    sessions: Sequence[tuple[Session, str, bool]], embedder: SpeakerEmbedder, config: ClustererConfig
+    sessions: Sequence[tuple[Session, str, bool]], embedder: Embedder, config: ClustererConfig
 ) -> list[Labelled]:
     out = []
     for s, fam, words in sessions:
@@ -227,7 +227,7 @@ def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[tuple[Sessio
     return out
 
 
-def tune(embedder: SpeakerEmbedder, sessions: Sequence[tuple[Session, str, bool]], base: ClustererConfig,
+def tune(embedder: Embedder, sessions: Sequence[tuple[Session, str, bool]], base: ClustererConfig,
          grid: Sequence[float]) -> tuple[ClustererConfig, list[dict[str, float]]]:  # fmt: skip
     """The threshold of ``grid`` with the lowest cpWER on ``sessions`` (ties: lower DER)."""
     cache = {s.session_id: embed_turns(s, embedder)[0] for s, _, _ in sessions}
@@ -243,7 +243,7 @@ def tune(embedder: SpeakerEmbedder, sessions: Sequence[tuple[Session, str, bool]
     return replace(base, threshold=best["threshold"]), rows
 
 
-def bank_pair_eer(bank_root: str, embedder: SpeakerEmbedder, per_voice: int = 8) -> dict[str, dict[str, float]]:
+def bank_pair_eer(bank_root: str, embedder: Embedder, per_voice: int = 8) -> dict[str, dict[str, float]]:
     """Pair EER over the bank's dev utterances (up to ``per_voice`` per voice), per family and over all."""
     from model.data.bank import Bank
 
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bank", default=None, help="also report pair EER over this bank's dev utterances")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     a = p.parse_args(argv)
-    embedder = SpeakerEmbedder.from_pretrained(a.speaker_model)
+    embedder = load_embedder(a.speaker_model)
     cfg = ClustererConfig()
     if a.threshold is not None:
         cfg = replace(cfg, threshold=a.threshold)

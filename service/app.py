@@ -62,9 +62,9 @@ def create_app(settings: Settings | None = None, recognizer: Recognizer | None =
         await scheduler.start()
         state.recognizer, state.scheduler = rec, scheduler
         if settings.speaker_labels == "voice":
-            from model.speaker import SpeakerEmbedder
+            from model.speaker import load_embedder
 
-            state.speaker_embedder = await asyncio.to_thread(SpeakerEmbedder.from_pretrained)
+            state.speaker_embedder = await asyncio.to_thread(load_embedder)
         log.info("model %s loaded; up to %d streams", rec.model_name, settings.max_streams)
         try:
             yield

@@ -15,7 +15,7 @@ from service.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from model.recognizer import Recognizer
-    from model.speaker import SpeakerEmbedder
+    from model.speaker import Embedder
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ServiceState:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     recognizer: Recognizer | None = None
-    speaker_embedder: SpeakerEmbedder | None = None  # loaded when settings.speaker_labels == "voice"
+    speaker_embedder: Embedder | None = None  # loaded when settings.speaker_labels == "voice"
     scheduler: Scheduler | None = None
 
     @property

@@ -3,7 +3,7 @@
 The model's channels say who is speaking *now*, not *who* (HEAT puts a turn on channel 0 whenever it is free),
 so :class:`VoiceLabeller` labels turns by their voice instead:
 
-    labeller = VoiceLabeller(SpeakerEmbedder.from_pretrained())     # the embedder loads once, at start-up
+    labeller = VoiceLabeller(load_embedder())     # the embedder loads once, at start-up
     assembler = TurnAssembler(labeller)
     labeller.accept_waveform(sample_rate, samples)   # the SAME audio the stream gets, before it is decoded
     finals = assembler.push(events)                  # the assembler calls labeller.label(turn)
@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from model.speaker import SAMPLE_RATE, SpeakerEmbedder, exclusive_span
+from model.speaker import SAMPLE_RATE, Embedder, exclusive_span
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 from service.schemas import Turn
 from service.turns import ChannelLabeller, SpeakerLabeller
 
 
-def make_labeller(embedder: SpeakerEmbedder | None, max_speakers: int | None = None) -> SpeakerLabeller:
+def make_labeller(embedder: Embedder | None, max_speakers: int | None = None) -> SpeakerLabeller:
     """A :class:`VoiceLabeller` when a speaker embedder is loaded, else the provisional channel labeller."""
     if embedder is None:
         return ChannelLabeller()
@@ -93,7 +93,7 @@ class VoiceLabeller:
 
     def __init__(
         self,
-        embedder: SpeakerEmbedder,
+        embedder: Embedder,
         config: ClustererConfig | None = None,
         buffer_seconds: float = DEFAULT_BUFFER_SECONDS,
     ) -> None:

@@ -1,4 +1,5 @@
-"""The speaker-embedding extractor (model.speaker): determinism, separation of two voices, save/load."""
+"""The speaker-embedding extractors (model.speaker; the bundled one, whichever kind): determinism, separation
+of two voices, save/load."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 
 from model.speaker import (
     PRETRAINED_DIR,
+    Embedder,
     SpeakerEmbedder,
     SpeakerFeatureConfig,
     exclusive_span,
+    load_embedder,
     speaker_statistics,
 )
 
@@ -37,10 +40,10 @@ def _voices() -> dict[str, list[np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> SpeakerEmbedder:
+def embedder() -> Embedder:
     if not (PRETRAINED_DIR / "speaker.safetensors").exists():
-        pytest.skip(f"no bundled speaker projection in {PRETRAINED_DIR} (python -m model.speaker_train)")
-    return SpeakerEmbedder.from_pretrained()
+        pytest.skip(f"no bundled speaker model in {PRETRAINED_DIR} (python -m model.speaker_train)")
+    return load_embedder()
 
 
 def test_statistics_shape_and_silence() -> None:
@@ -51,7 +54,7 @@ def test_statistics_shape_and_silence() -> None:
     assert not np.any(speaker_statistics(np.zeros(100, np.float32), cfg))  # too short: zeros
 
 
-def test_embedding_is_deterministic_and_separates_two_voices(embedder: SpeakerEmbedder) -> None:
+def test_embedding_is_deterministic_and_separates_two_voices(embedder: Embedder) -> None:
     voices = _voices()
     embs = {v: [embedder.embed(x) for x in xs] for v, xs in voices.items()}
     first = next(iter(voices.values()))[0]
