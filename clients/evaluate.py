@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from model.checkpoint import load_model
+from model.data.meeting import read_eval_set
 from model.recognizer import Recognizer, set_num_threads
 from model.report import family_rows, publish
 from model.speaker import Embedder, load_embedder
@@ -58,21 +56,12 @@ class RefSession:
 
 
 def load_set(spec: str, limit: int | None = None) -> list[RefSession]:
-    """Sessions of ``DIR`` or ``DIR:SUBSET``."""
-    directory, _, subset = spec.partition(":")
-    root = Path(directory)
-    out: list[RefSession] = []
-    for line in (root / "sessions.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if subset and r.get("subset") != subset:
-            continue
-        audio, rate = sf.read(str(root / r["audio"]), dtype="float32", always_2d=True)
-        families = set((r.get("meta") or {}).get("families", {}).values())
-        family = families.pop() if len(families) == 1 else ("mixed" if families else "real")
-        out.append(RefSession(r["session_id"], audio.mean(axis=1), rate, r["turns"], family, bool(r.get("wer", True))))
-        if limit and len(out) >= limit:
-            break
-    return out
+    """Sessions of ``DIR`` or ``DIR:SUBSET`` (``model.data.meeting.read_eval_set``), at most ``limit``."""
+    return [
+        RefSession(e.session.session_id, e.session.audio, e.session.sample_rate, [asdict(t) for t in e.session.turns],
+                   e.family, e.score_words)
+        for e in read_eval_set(spec, limit)
+    ]  # fmt: skip
 
 
 @dataclass

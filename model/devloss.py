@@ -20,8 +20,8 @@ import torch
 
 from model.batching import collate
 from model.checkpoint import load_model
+from model.data.meeting import read_eval_set
 from model.features import LogMel
-from model.speaker_eval import load
 from model.sts import LossConfig, StsModel
 
 EXACT = LossConfig(latency_weight=0.0, fastemit_lambda=0.0, prune_range=0, ctc_weight=0.0)
@@ -33,16 +33,16 @@ def family_losses(model: StsModel, spec: str, batch: int = 2) -> dict[str, tuple
     model.eval()
     log_mel = LogMel(model.cfg.features)
     channels = model.cfg.model.num_channels
-    sessions = sorted(load(spec), key=lambda x: len(x[0].audio))  # similar lengths share a batch
+    sessions = sorted(read_eval_set(spec), key=lambda e: len(e.session.audio))  # similar lengths share a batch
     out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     for i in range(0, len(sessions), batch):
         chunk = sessions[i : i + batch]
-        b = collate([s for s, _, _ in chunk], log_mel, channels)
+        b = collate([e.session for e in chunk], log_mel, channels)
         nll = model.loss(b.feats, b.feat_lens, b.targets, b.target_lens, b.ref_frames, EXACT).view(channels, -1)
         tokens = b.target_lens.view(channels, -1).sum(0)
-        for k, (_, family, _) in enumerate(chunk):
-            out[family][0] += float(nll[:, k].sum())
-            out[family][1] += int(tokens[k])
+        for k, e in enumerate(chunk):
+            out[e.family][0] += float(nll[:, k].sum())
+            out[e.family][1] += int(tokens[k])
     return {f: (v[0], int(v[1])) for f, v in sorted(out.items())}
 
 

@@ -24,18 +24,16 @@ sets) and uses the best.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from model.data.meeting import Session, read_sessions
+from model.data.meeting import EvalSession, Session, family_of, read_eval_set
 from model.heat import assign_channels_heat
 from model.report import family_rows, publish
 from model.speaker import Embedder, cut, exclusive_span, load_embedder
@@ -51,11 +49,6 @@ class Labelled:
     labels: list[str]  # ours, one per reference turn
     embeddings: np.ndarray  # (num_turns, E)
     score_words: bool = True
-
-
-def family_of(session: Session) -> str:
-    fams = set(session.meta.get("families", {}).values())
-    return fams.pop() if len(fams) == 1 else ("mixed" if fams else "real")
 
 
 def embed_turns(session: Session, embedder: Embedder) -> tuple[np.ndarray, list[float]]:
@@ -189,30 +182,7 @@ def summarise(items: Sequence[Labelled]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- running
 
 
-def load(spec: str) -> list[tuple[Session, str, bool]]:
-    """(session, family, score_words) of a set folder ``DIR`` or ``DIR:SUBSET``."""
-    directory, _, subset = spec.partition(":")
-    records = [json.loads(x) for x in (Path(directory) / "sessions.jsonl").read_text().splitlines() if x.strip()]
-    keep = {r["session_id"]: r for r in records if not subset or r.get("subset") == subset}
-    out = []
-    for s in read_sessions(directory):
-        if s.session_id in keep:
-            r = keep[s.session_id]
-            out.append((s, family_of(s), bool(r.get("wer", True))))
-    return out
-
-
-def label_set(
-    sessions: Sequence[tuple[Session, str, bool]], embedder: Embedder, config: ClustererConfig
-) -> list[Labelled]:
-    out = []
-    for s, fam, words in sessions:
-        labels, embs = label_online(s, embedder, config)
-        out.append(Labelled(s, fam, labels, embs, words))
-    return out
-
-
-def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[tuple[Session, str, bool]]:
+def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[EvalSession]:
     """Fresh meetings of 2-4 DEV voices (all dev families of the bank), for tuning."""
     from model.data.bank import Bank
     from model.data.simulator import MeetingSimulator, SimulatorConfig
@@ -223,19 +193,19 @@ def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[tuple[Sessio
     out = []
     for i in range(sessions):
         s = sim.sample(rng, session_id=f"tune-{i:04d}")
-        out.append((s, family_of(s), True))
+        out.append(EvalSession(s, family_of(s), True))
     return out
 
 
-def tune(embedder: Embedder, sessions: Sequence[tuple[Session, str, bool]], base: ClustererConfig,
+def tune(embedder: Embedder, sessions: Sequence[EvalSession], base: ClustererConfig,
          grid: Sequence[float]) -> tuple[ClustererConfig, list[dict[str, float]]]:  # fmt: skip
     """The threshold of ``grid`` with the lowest cpWER on ``sessions`` (ties: lower DER)."""
-    cache = {s.session_id: embed_turns(s, embedder)[0] for s, _, _ in sessions}
+    cache = {e.session.session_id: embed_turns(e.session, embedder)[0] for e in sessions}
     rows = []
     for th in grid:
         cfg = replace(base, threshold=float(th))
-        items = [Labelled(s, f, label_online(s, embedder, cfg, cache[s.session_id])[0], cache[s.session_id], w)
-                 for s, f, w in sessions]  # fmt: skip
+        items = [Labelled(e.session, e.family, label_online(e.session, embedder, cfg, cache[e.session.session_id])[0],
+                          cache[e.session.session_id], e.score_words) for e in sessions]  # fmt: skip
         m = summarise(items)
         rows.append({"threshold": float(th), "cp_wer": m["cp_wer"]["rate"], "der": m["der"],
                      "speaker_count_accuracy": m["speaker_count_accuracy"]})  # fmt: skip
@@ -317,13 +287,13 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.process_time()
     audio = 0.0
     for spec in a.sets:
-        sessions = load(spec)
-        audio += sum(s.duration for s, _, _ in sessions)
+        sessions = read_eval_set(spec)
+        audio += sum(e.session.duration for e in sessions)
         items: list[Labelled] = []
-        for s, fam, words in sessions:
-            c = replace(cfg, max_speakers=len(s.speakers)) if a.max_speakers_hint else cfg
-            labels, embs = label_online(s, embedder, c)
-            items.append(Labelled(s, fam, labels, embs, words))
+        for e in sessions:
+            c = replace(cfg, max_speakers=len(e.session.speakers)) if a.max_speakers_hint else cfg
+            labels, embs = label_online(e.session, embedder, c)
+            items.append(Labelled(e.session, e.family, labels, embs, e.score_words))
         entry = summarise(items)
         groups: dict[str, list[Labelled]] = defaultdict(list)
         for it in items:

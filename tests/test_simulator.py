@@ -12,7 +12,15 @@ from torch.utils.data import DataLoader
 from model.data.bank import Bank
 from model.data.dataset import MeetingDataset, collate_sessions
 from model.data.devset import SUBSETS, make_devset, stats
-from model.data.meeting import activity_stats, overlap_ratio, read_sessions, to_seglst, write_sessions
+from model.data.meeting import (
+    activity_stats,
+    family_of,
+    overlap_ratio,
+    read_eval_set,
+    read_sessions,
+    to_seglst,
+    write_sessions,
+)
 from model.data.simulator import MeetingSimulator, SimulatorConfig
 from model.data.text import BACKCHANNELS
 from model.data.voices import SAMPLE_RATE
@@ -112,6 +120,11 @@ def test_session_io_and_seglst(bank: Bank, tmp_path: Path) -> None:
     assert set(seg[0]) == {"session_id", "speaker", "start_time", "end_time", "words"}
     assert len(seg) == len(sessions[0].turns)
     assert (tmp_path / "seglst.json").exists()
+    # as an evaluation set: a family per session, a subset filter, a limit
+    evals = read_eval_set(str(tmp_path))
+    assert [e.family for e in evals] == [family_of(s) for s in sessions] and all(e.score_words for e in evals)
+    assert all(e.family in {"espeak", "flite", "festival", "mixed"} for e in evals)
+    assert len(read_eval_set(str(tmp_path), limit=2)) == 2 and read_eval_set(f"{tmp_path}:nosuchsubset") == []
 
 
 def test_dataset_is_deterministic_and_resumable(bank: Bank) -> None:

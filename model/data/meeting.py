@@ -96,17 +96,51 @@ def read_session_records(directory: str | Path) -> list[dict[str, Any]]:
     return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
+def _session(directory: Path, r: dict[str, Any]) -> Session:
+    return Session(
+        session_id=r["session_id"],
+        audio=read_audio(directory / r["audio"]),
+        turns=[Turn(**t) for t in r["turns"]],
+        sample_rate=SAMPLE_RATE,  # read_audio resamples
+        meta=r.get("meta", {}),
+    )
+
+
 def read_sessions(directory: str | Path) -> Iterator[Session]:
-    """The sessions of a set written by :func:`write_sessions`, audio included."""
+    """The sessions of a set written by :func:`write_sessions`, audio included (16 kHz)."""
     directory = Path(directory)
     for r in read_session_records(directory):
-        yield Session(
-            session_id=r["session_id"],
-            audio=read_audio(directory / r["audio"]),
-            turns=[Turn(**t) for t in r["turns"]],
-            sample_rate=int(r.get("sample_rate", SAMPLE_RATE)),
-            meta=r.get("meta", {}),
-        )
+        yield _session(directory, r)
+
+
+@dataclass
+class EvalSession:
+    """A session of an evaluation set, with what the scoring needs to know of it."""
+
+    session: Session
+    family: str  # voice family of every speaker, "mixed", or "real" (no families in its meta)
+    score_words: bool  # False where the reference has no transcript (``"wer": false`` in its record)
+
+
+def family_of(session: Session) -> str:
+    """The voice family of every speaker of a simulated session, "mixed" if several, "real" if none known."""
+    fams = set(session.meta.get("families", {}).values())
+    return fams.pop() if len(fams) == 1 else ("mixed" if fams else "real")
+
+
+def read_eval_set(spec: str, limit: int | None = None) -> list[EvalSession]:
+    """The sessions of an evaluation set ``DIR`` or ``DIR:SUBSET`` (the records whose ``subset`` is SUBSET),
+    at most ``limit``; as written by ``model.data.devset`` and ``model.data.realspeech``."""
+    directory, _, subset = spec.partition(":")
+    out: list[EvalSession] = []
+    for r in read_session_records(directory):
+        if subset and r.get("subset") != subset:
+            continue
+        s = _session(Path(directory), r)
+        out.append(EvalSession(s, family_of(s), bool(r.get("wer", True))))
+        if limit and len(out) >= limit:
+            break
+    return out
 
 
 def speech_intervals(turns: Iterable[Turn]) -> list[tuple[float, float]]:
