@@ -42,6 +42,7 @@ class TDNNConfig:
     embedding_dim: int = 128  # E
     speech_db: float = 30.0  # frames more than this below the 95th percentile of frame level are dropped
     min_frames: int = 20  # shorter spans are repeated up to this many frames
+    band_mean: bool = True  # subtract each band's mean over the span (else only the overall level)
 
     def __post_init__(self) -> None:
         assert self.channels > 0 and self.pooled_channels > 0 and self.embedding_dim > 0, self
@@ -69,14 +70,15 @@ class TDNN(nn.Module):
 
 
 def span_frames(log_mel: torch.Tensor, cfg: TDNNConfig) -> torch.Tensor:
-    """(T, F) log-mel of a span -> (T', F) its speech frames, mean-normalised, at least ``cfg.min_frames``."""
+    """(T, F) log-mel of a span -> (T', F) its speech frames, mean-normalised (per band, or the overall level
+    only: the long-term spectrum is a speaker cue, and a channel one), at least ``cfg.min_frames``."""
     x = log_mel
     if len(x) == 0:
         return torch.zeros(cfg.min_frames, log_mel.shape[-1])
     level = torch.logsumexp(x, dim=-1) * (10.0 / np.log(10.0))  # dB up to a constant
     keep = level >= torch.quantile(level, 0.95) - cfg.speech_db
     x = x[keep]
-    x = x - x.mean(0, keepdim=True)
+    x = x - (x.mean(0, keepdim=True) if cfg.band_mean else x.mean())
     if len(x) < cfg.min_frames:
         x = x.repeat(-(-cfg.min_frames // len(x)), 1)[: cfg.min_frames]
     return x

@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3000, help="tdnn: training steps")
     p.add_argument("--batch-size", type=int, default=48, help="tdnn: crops per step")
     p.add_argument("--lr", type=float, default=2e-3, help="tdnn: peak learning rate")
+    p.add_argument("--level-only", action="store_true", help="tdnn: normalise the level only, not every band")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="model/pretrained_speaker")
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         emb.save(Path(a.out))
     else:
         torch.set_num_threads(a.threads)
-        tcfg = TDNNConfig()
+        tcfg = TDNNConfig(band_mean=not a.level_only)
         featurizer = NeuralSpeakerEmbedder(TDNN(80, tcfg), tcfg)
         frames, labels = collect(bank, a.sessions, a.seed, lambda x: featurizer.frames(x).half())
         net = train_tdnn(frames, labels, a.steps, a.batch_size, a.lr, config=tcfg, seed=a.seed)
