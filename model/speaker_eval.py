@@ -4,7 +4,8 @@
 
 For every session the reference turns are labelled online with the service's clustering call
 (``service.speakers.VoiceLabeller``): in order of their end (a turn is final when it ends), each joins a known
-speaker or opens a new one, and finished turns that overlap it are ``overlapping`` (never its label). Each is
+speaker or opens a new one; finished turns that overlap it are ``overlapping`` (never its label), and a turn
+still open when it ends is its ``rival`` (embedded from its start to now; the two are labelled jointly). Each is
 embedded from its exclusive part (where no other turn talks: the oracle knows every turn, the service only the
 finished ones).
 
@@ -73,7 +74,12 @@ def label_online(
     for i in sorted(range(len(turns)), key=lambda k: (turns[k].end, turns[k].start)):
         t = turns[i]
         overlapping = {labels[j] for j, o in enumerate(turns) if labels[j] and o.start < t.end and o.end > t.start}
-        labels[i] = clusterer.assign(embs[i], t.start, t.end, {x for x in overlapping if x})
+        rival, rival_seconds = None, 0.0
+        open_ = [j for j, o in enumerate(turns) if labels[j] is None and j != i and o.start < t.end]
+        if open_:  # still talking when this turn ends: its audio so far, as the service cuts it
+            start = min(turns[j].start for j in open_)
+            rival, rival_seconds = embedder.embed(cut(session.audio, [(start, t.end)])), t.end - start
+        labels[i] = clusterer.assign(embs[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
     return [x or "" for x in labels], embs
 
 

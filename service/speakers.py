@@ -10,15 +10,19 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
 
 - It keeps the last ``buffer_seconds`` of the stream's audio at 16 kHz (a bounded buffer) and cuts each final
   turn's span from it, preferring the parts where no other turn talks (``model.speaker.exclusive_span``).
-- Final turns are labelled once and for all by ``model.speaker_cluster.OnlineSpeakerClusterer``, from final
-  turns only (what is still open when a turn ends depends on when partials were asked for, and the same audio
-  must get the same labels): turns that overlap in time never share a label.
+- Final turns are labelled once and for all by ``model.speaker_cluster.OnlineSpeakerClusterer``: turns that
+  overlap in time never share a label, and a turn still open on the other channel when this one closes (the
+  assembler says which, from the token events) is its ``rival``: the two are labelled jointly (the best pair
+  of different speakers, only this turn's label committed), so that a backchannel closing inside a long turn
+  does not take the talker's label. Labels of partials are never used for finals (they depend on when
+  partials were asked for, and the same audio must get the same labels over WebSocket and REST).
 - Partials (turns without words, as the assembler's ``partials`` builds them) get a provisional label: the
   speaker the turn's audio so far is closest to, committing nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +31,7 @@ import numpy as np
 from model.speaker import SAMPLE_RATE, Embedder, exclusive_span
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 from service.schemas import Turn
-from service.turns import ChannelLabeller, SpeakerLabeller
+from service.turns import ChannelLabeller, OpenSpan, SpeakerLabeller
 
 
 def make_labeller(embedder: Embedder | None, max_speakers: int | None = None) -> SpeakerLabeller:
@@ -120,13 +124,13 @@ class VoiceLabeller:
         self.ring.append(x)
 
     # -- SpeakerLabeller -------------------------------------------------------------------------------
-    def label(self, turn: Turn) -> str:
+    def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
         """The speaker label of a final turn (committed) or of a partial one (provisional)."""
         if turn.turn_id in self._finals:
             return self._finals[turn.turn_id].label
         if not turn.words:
             return self._provisional(turn)
-        return self._final(turn)
+        return self._final(turn, open_turns)
 
     def _provisional(self, turn: Turn) -> str:
         others = self._others(turn)
@@ -140,10 +144,11 @@ class VoiceLabeller:
         self._open[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
         return label
 
-    def _final(self, turn: Turn) -> str:
+    def _final(self, turn: Turn, open_turns: Sequence[OpenSpan]) -> str:
         self._open.pop(turn.turn_id, None)
-        # final labels use final turns only: what is open at this moment depends on when partials were asked
-        # for (the WebSocket and REST paths ask at different times), and the same audio must get the same labels
+        # final labels use final turns and the assembler's open turns only: the labels of partials depend on
+        # when partials were asked for (the WebSocket and REST paths ask at different times), and the same
+        # audio must get the same labels
         others = [o for o in self._others(turn) if o.turn_final]
         overlapping = {o.label for o in others}
         audio = self.ring.cut(exclusive_span(turn.start, turn.end, [(o.start, o.end) for o in others]))
@@ -152,12 +157,27 @@ class VoiceLabeller:
                 np.zeros(self.embedder.dim), turn.start, turn.end, overlapping
             )
         else:
-            label = self.clusterer.assign(self.embedder.embed(audio), turn.start, turn.end, overlapping)
+            rival, rival_seconds = self._rival(turn, open_turns)
+            label = self.clusterer.assign(
+                self.embedder.embed(audio), turn.start, turn.end, overlapping, rival, rival_seconds
+            )
         self._finals[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
         self._forget(turn.end)
         return label
 
     # -- helpers --------------------------------------------------------------------------------------
+    def _rival(self, turn: Turn, open_turns: Sequence[OpenSpan]) -> tuple[np.ndarray | None, float]:
+        """The embedding of the longest turn open on another channel while ``turn`` closes (its audio from its
+        start to now) and its seconds; (None, 0) when there is none with enough audio."""
+        spans = [o for o in open_turns if o.channel != turn.channel and o.start < turn.end]
+        if not spans:
+            return None, 0.0
+        start = min(o.start for o in spans)
+        audio = self.ring.cut([(start, turn.end)])
+        if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
+            return None, 0.0
+        return self.embedder.embed(audio), turn.end - start
+
     def _others(self, turn: Turn) -> list[_Other]:
         """Final and open turns (other than ``turn``) that overlap it in time."""
         out = [_Other(s.channel, s.start, s.end, s.label, True) for s in self._finals.values()

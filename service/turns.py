@@ -15,7 +15,7 @@ model nor torch and the client SDK can reuse it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,6 +42,14 @@ class TokenEventLike(Protocol):
     def logprob(self) -> float: ...
 
 
+@dataclass(frozen=True)
+class OpenSpan:
+    """A turn still open on another channel when a turn closes: it started at ``start`` (seconds) and runs on."""
+
+    channel: int
+    start: float
+
+
 class SpeakerLabeller(Protocol):
     """Gives each turn a meeting-wide speaker label. Called for every partial and final turn, in order."""
 
@@ -49,7 +57,11 @@ class SpeakerLabeller(Protocol):
         """The stream's audio, fed before it is decoded (labellers that ignore the voice ignore it)."""
         ...
 
-    def label(self, turn: Turn) -> str: ...
+    def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
+        """The label of ``turn``: a partial (no words) or a final one. For a final turn, ``open_turns`` are the
+        turns open on the other channels at the moment it closed, known from the token events alone (so the
+        same audio gives the same ones, whenever partials are asked for)."""
+        ...
 
 
 class ChannelLabeller:
@@ -63,7 +75,7 @@ class ChannelLabeller:
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
         pass
 
-    def label(self, turn: Turn) -> str:
+    def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
         return f"S{turn.channel + 1}"
 
 
@@ -206,7 +218,9 @@ class TurnAssembler:
             confidence=_confidence(logprobs), words=[w.to_word() for w in turn.words],
         )  # fmt: skip
         self.turns_closed += 1
-        return t.model_copy(update={"speaker": self.labeller.label(t)})
+        # the channel's own turn was popped already: what is open now is on the other channels
+        open_turns = [OpenSpan(o.channel, round(o.start, 3)) for o in self._open.values()]
+        return t.model_copy(update={"speaker": self.labeller.label(t, open_turns)})
 
     # -- queries and commands -------------------------------------------------------------------------
     def partials(self) -> list[PartialMessage]:

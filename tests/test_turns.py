@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 
 from service.schemas import Turn
-from service.turns import ChannelLabeller, TurnAssembler
+from service.turns import ChannelLabeller, OpenSpan, TurnAssembler
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def test_partials_only_whole_words_only_when_changed() -> None:
 
 def test_partial_carries_speaker_from_the_labeller() -> None:
     class Fixed:
-        def label(self, turn: Turn) -> str:
+        def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
             return "SPK" + turn.turn_id
 
     asm = TurnAssembler(labeller=Fixed())
@@ -155,3 +156,35 @@ def test_subword_tokens_score_once() -> None:
     import math
 
     assert turn.words[0].confidence == pytest.approx(math.exp(-0.3), abs=1e-3)
+
+
+def test_final_turns_see_the_turns_open_on_the_other_channel_whenever_partials_are_asked() -> None:
+    """The labeller gets, with each final turn, the turns then open on other channels, from the events alone:
+    the same whether the events come in one batch or one at a time with partials asked after each."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, bool, tuple[OpenSpan, ...]]] = []
+
+        def accept_waveform(self, sample_rate: int, samples: object) -> None:
+            pass
+
+        def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
+            self.calls.append((turn.turn_id, bool(turn.words), tuple(open_turns)))
+            return "S1"
+
+    # channel 0 talks from 0.0; channel 1 opens at 0.2 (a backchannel) and closes at 0.5, inside the long turn
+    events = sorted(spell(0, "we should go now", 0.0) + spell(1, "yes", 0.2), key=lambda e: (e.time, e.channel))
+    one = Recording()
+    TurnAssembler(one).push(events)
+    finals_one = [c for c in one.calls if c[1]]
+    many = Recording()
+    asm = TurnAssembler(many)
+    for e in events:
+        asm.push([e])
+        asm.partials()
+    finals_many = [c for c in many.calls if c[1]]
+    assert finals_one == finals_many
+    (yes_id, _, yes_open), (long_id, _, long_open) = finals_one
+    assert yes_open == (OpenSpan(0, 0.0),)  # the long turn was still open when "yes" closed
+    assert long_open == ()
