@@ -8,7 +8,8 @@ Each set is a folder with ``sessions.jsonl`` (``session_id``, ``audio`` relative
 Audio goes through ``Stream.accept_waveform`` in 320 ms pieces and ``decode_streams`` batches many sessions,
 exactly as the service does; the turns come from the service's :class:`TurnAssembler`.
 
-Reported per set (and per voice family): WER (single-speaker sets), ORC-WER and cpWER (meeteval), turn
+Reported per set (and per voice family): WER (single-speaker sets), ORC-WER and cpWER (meeteval; speaker labels
+revised at the end of the stream, as REST gives them, and "live" as first given), turn
 counts (found / reference), speaker count accuracy and DER of the labelled turns, ``<sot>``/``<eot>`` time
 minus reference start/end (median, p90) for reference turns matched to the hypothesis turn that overlaps them
 most, word emission latency, and the decode real-time factor; and the character error rate (CER) of
@@ -36,6 +37,7 @@ from model.data.meeting import read_eval_set
 from model.recognizer import Recognizer, set_num_threads
 from model.report import family_rows, publish
 from model.speaker import Embedder, load_embedder
+from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
 from service.turns import TurnAssembler
@@ -66,7 +68,8 @@ def load_set(spec: str, limit: int | None = None) -> list[RefSession]:
 
 @dataclass
 class Decoded:
-    turns: list[Turn] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)  # final turns, labels revised at the end of the stream
+    live_turns: list[Turn] = field(default_factory=list)  # the same with the labels as given live
     cpu_seconds: float = 0.0
     word_times: dict[str, list[float]] = field(default_factory=dict)  # turn_id -> stream time each word came out
 
@@ -114,6 +117,9 @@ def decode_sessions(
             for t in finals:
                 results[i].saw(t.turn_id, t.text, sessions[i].duration)
             results[i].turns += finals
+            # as REST and relabelling WebSocket clients: the end-of-stream revision of the labels
+            results[i].live_turns = results[i].turns
+            results[i].turns = relabelled(results[i].turns, labellers[i].revise())
         cpu = time.process_time() - t0
         total = sum(sessions[i].duration for i in group)
         for i in group:
@@ -134,6 +140,7 @@ def _seglst_hyp(s: RefSession, turns: Iterable[Turn], by: str) -> list[dict[str,
 
 
 def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]:
+    """``kind``: "orc" (ORC-WER by channel), "cp" (cpWER, final labels) or "cp_live" (cpWER, live labels)."""
     import meeteval
 
     ref: list[dict[str, Any]] = []
@@ -141,7 +148,8 @@ def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -
     for s, d in zip(sessions, decoded, strict=True):
         if s.score_words:
             ref += _seglst_ref(s)
-            hyp += _seglst_hyp(s, d.turns, "channel" if kind == "orc" else "speaker")
+            turns = d.live_turns if kind == "cp_live" else d.turns
+            hyp += _seglst_hyp(s, turns, "channel" if kind == "orc" else "speaker")
     if not ref:
         return {}
     fn = meeteval.wer.orcwer if kind == "orc" else meeteval.wer.cpwer
@@ -234,6 +242,7 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
         "hours": audio / 3600,
         "orc_wer": _error_rate("orc", sessions, decoded),
         "cp_wer": _error_rate("cp", sessions, decoded),
+        "cp_wer_live": _error_rate("cp_live", sessions, decoded),
         "cer": _cer(sessions, decoded),
         "turns": {"reference": ref_turns, "found": hyp_turns, "ratio": hyp_turns / max(1, ref_turns)},
         "speakers": _speakers(sessions, decoded),
@@ -284,15 +293,18 @@ def summary_line(e: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER | CER (single) | turns found / ref | spk count acc. "
-            "| DER | sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) | RTF |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER (live) | CER (single) | turns found / ref "
+            "| spk count acc. | DER | sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) "
+            "| RTF |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
 
     def row(name: str, e: dict[str, Any]) -> str:
         t = e["timing"]
         orc, cp, cer = e["orc_wer"].get("rate"), e["cp_wer"].get("rate"), e.get("cer", {}).get("rate")
-        return (f"| {name} | {e['sessions']} | {e['hours']:.2f} | {'-' if orc is None else f'{100 * orc:.1f}%'} | "
-                f"{'-' if cp is None else f'{100 * cp:.1f}%'} | {'-' if cer is None else f'{100 * cer:.1f}%'} | "
+        live = e.get("cp_wer_live", {}).get("rate")
+        return (f"| {name} | {e['sessions']} | {e['hours']:.2f} | {pct(orc)} | {pct(cp)} ({pct(live)}) | {pct(cer)} | "
                 f"{e['turns']['found']} / {e['turns']['reference']} | "
                 f"{100 * e['speakers']['count_accuracy']:.1f}% | {100 * e['speakers']['der']:.1f}% | "
                 f"{t.get('sot_delay_median', float('nan')):.2f} / {t.get('sot_delay_p90', float('nan')):.2f} | "

@@ -6,9 +6,9 @@ Streaming, asynchronously:
     async with StreamingClient("ws://127.0.0.1:8000/v1/stream", sample_rate=16000) as c:
         await c.send_audio(samples)             # float32 ndarray in [-1, 1], int16 ndarray, or raw bytes
         await c.stop()                          # end of audio: the server flushes and closes
-        async for event in c.events():          # PartialMessage | TurnMessage | EndMessage | ErrorMessage
+        async for event in c.events():          # PartialMessage | TurnMessage | RelabelMessage | EndMessage ...
             ...
-    transcript = c.transcript()                 # the final turns as a schemas.Transcript
+    transcript = c.transcript()                 # the final turns as a schemas.Transcript, relabels applied
 
 The same from synchronous code: ``SyncStreamingClient`` (same methods, a private event loop thread), or in
 one call ``stream_transcribe(url, samples, sample_rate)``. Batch: ``BatchClient(base_url).transcribe(path)``.
@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 from pydantic import ValidationError
 
-from service.formats import build_transcript
+from service.formats import build_transcript, relabelled
 from service.schemas import (
     OUTPUT_FORMATS,
     Encoding,
@@ -45,6 +45,7 @@ from service.schemas import (
     ModelList,
     PartialMessage,
     ReadyMessage,
+    RelabelMessage,
     StartMessage,
     StopMessage,
     Transcript,
@@ -57,7 +58,7 @@ DEFAULT_STREAM_URL = "ws://127.0.0.1:8000/v1/stream"
 DEFAULT_HTTP_URL = "http://127.0.0.1:8000"
 STREAM_PATH = "/v1/stream"
 
-StreamEvent = PartialMessage | TurnMessage | EndMessage | ErrorMessage  # what events() yields
+StreamEvent = PartialMessage | TurnMessage | RelabelMessage | EndMessage | ErrorMessage  # what events() yields
 T = TypeVar("T")
 
 
@@ -147,6 +148,8 @@ class TranscriptBuilder:
             self.partials.pop(event.turn_id, None)
             self.turns.append(event.to_turn())
             self.duration = max(self.duration, event.end)
+        elif isinstance(event, RelabelMessage):
+            self.turns = relabelled(self.turns, {r.turn_id: r.speaker for r in event.turns})
         elif isinstance(event, EndMessage):
             self.duration, self.ended = event.duration, True
 
@@ -170,11 +173,12 @@ class StreamingClient:
         token: str | None = None,
         interim_results: bool = True,
         max_speakers: int | None = None,
+        relabel: bool = True,
         open_timeout: float = 30.0,
     ) -> None:
         self.url = stream_url(url)
         self.start_message = StartMessage(sample_rate=sample_rate, encoding=encoding, interim_results=interim_results,
-                                          max_speakers=max_speakers)  # fmt: skip
+                                          max_speakers=max_speakers, relabel=relabel)  # fmt: skip
         self.token = token
         self.open_timeout = open_timeout
         self.ready: ReadyMessage | None = None  # the server's answer to start

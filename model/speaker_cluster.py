@@ -16,7 +16,13 @@ Contract (a small policy class, numpy in, labels out):
   new speaker scores ``threshold``. A turn shorter than ``min_new_seconds`` opens a new speaker only when no
   known one is allowed. Once ``max_speakers`` exist, no new one is opened unless the overlap rule leaves no
   known speaker (the rule wins over the hint).
-- Labels are "S1", "S2", ... in order of first appearance and never change (no relabelling).
+- Labels are "S1", "S2", ... in order of first appearance; :meth:`assign` never changes a given label.
+- :meth:`revise` looks again at every turn so far with the whole meeting's evidence (what online clustering
+  cannot: the early turns were labelled before the speakers' centroids had formed). It merges the most similar
+  pair of speakers while their centroids' cosine is at least ``merge_threshold`` and no turn of one overlaps a
+  turn of the other, and moves each turn to its nearest centroid that no overlapping turn holds; a few rounds.
+  The new labels keep the old names where they agree (speakers matched by shared seconds), so only the turns
+  that really move change label.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class ClustererConfig:
     min_new_seconds: float = 1.0  # turns shorter than this join a known speaker when one is allowed
     max_speakers: int | None = None  # hint: open no more speakers than this (None: no limit)
     max_weight_seconds: float = 10.0  # a turn weighs its seconds in its centroid, at most this much
+    merge_threshold: float = 0.4  # revise: merge two never-overlapping speakers whose centroids are this close
+    revise_rounds: int = 3  # revise: rounds of merging and moving turns
     label_prefix: str = "S"  # labels are prefix + 1, 2, ...
 
     def __post_init__(self) -> None:
@@ -60,12 +68,24 @@ class Speaker:
         return self.total / max(float(np.linalg.norm(self.total)), 1e-9)
 
 
+@dataclass(frozen=True)
+class TurnRecord:
+    """One labelled turn, as :meth:`OnlineSpeakerClusterer.revise` needs it."""
+
+    start: float  # seconds
+    end: float  # seconds
+    embedding: np.ndarray  # (E,) unit vector, or zeros where the turn had no audio (then it never moves)
+    weight: float  # seconds it weighs in a centroid
+    label: str  # as assigned online
+
+
 @dataclass
 class OnlineSpeakerClusterer:
     """See the module docstring."""
 
     config: ClustererConfig = field(default_factory=ClustererConfig)
     speakers: list[Speaker] = field(default_factory=list)
+    turns: list[TurnRecord] = field(default_factory=list)  # every assigned turn, in order
 
     @property
     def labels(self) -> list[str]:
@@ -119,9 +139,9 @@ class OnlineSpeakerClusterer:
                 key=lambda x: x[0],
             )
             choice = best[1]
-        return self._add(choice, embedding, seconds)
+        return self._add(choice, embedding, seconds, start, end)
 
-    def _add(self, label: str, embedding: np.ndarray, seconds: float) -> str:
+    def _add(self, label: str, embedding: np.ndarray, seconds: float, start: float, end: float) -> str:
         e = _unit(embedding)
         w = max(min(seconds, self.config.max_weight_seconds), 0.05)
         if not label:
@@ -131,7 +151,103 @@ class OnlineSpeakerClusterer:
         spk.total = spk.total + w * e
         spk.seconds += w
         spk.turns += 1
+        self.turns.append(TurnRecord(start, end, e, w if np.any(e) else 0.0, label))
         return label
+
+    def note(self, label: str, start: float, end: float) -> None:
+        """Record a final turn labelled without its voice (too little audio): it follows its speaker when
+        :meth:`revise` merges speakers, and never moves on its own."""
+        assert label in self.labels, f"unknown speaker {label!r}"
+        self.turns.append(TurnRecord(start, end, np.zeros_like(self.speakers[0].total), 0.0, label))
+
+    def revise(self) -> list[str]:
+        """Labels of every assigned or noted turn (in order) after looking again at the whole meeting (see the module
+        docstring). Pure: the online state is unchanged."""
+        recs = self.turns
+        labels = [r.label for r in recs]
+        if len(recs) < 2:
+            return labels
+        cfg = self.config
+        emb = np.stack([r.embedding for r in recs])
+        w = np.asarray([r.weight for r in recs])
+        overlaps = _overlap_pairs([(r.start, r.end) for r in recs])
+        for _ in range(cfg.revise_rounds):
+            labels = _merge(labels, emb, w, overlaps, cfg)
+            moved = _move(labels, emb, w, overlaps)
+            if moved == labels:
+                break
+            labels = moved
+        return _keep_names(labels, [r.label for r in recs], w)
+
+
+def _overlap_pairs(spans: list[tuple[float, float]]) -> list[list[int]]:
+    """For every span, the indices of the other spans that overlap it in time."""
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    out: list[list[int]] = [[] for _ in spans]
+    for a, i in enumerate(order):
+        for j in order[a + 1 :]:
+            if spans[j][0] >= spans[i][1]:
+                break
+            if spans[j][1] > spans[i][0]:
+                out[i].append(j)
+                out[j].append(i)
+    return out
+
+
+def _centroids(labels: list[str], emb: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for lab in dict.fromkeys(labels):
+        idx = [i for i, x in enumerate(labels) if x == lab]
+        out[lab] = _unit((w[idx, None] * emb[idx]).sum(0))
+    return out
+
+
+def _merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]],
+           cfg: ClustererConfig) -> list[str]:  # fmt: skip
+    """Merge never-overlapping speakers, the closest pair first, while close enough. (More speakers than
+    ``max_speakers`` are only ever opened by the overlap rule, so such a speaker overlaps all the others and
+    could never merge: the hint needs no step here.)"""
+    labels = list(labels)
+    while True:
+        cents = _centroids(labels, emb, w)
+        names = list(cents)
+        clash = {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
+        pairs = [(float(cents[a] @ cents[b]), a, b) for k, a in enumerate(names) for b in names[k + 1 :]
+                 if (a, b) not in clash and (b, a) not in clash]  # fmt: skip
+        best = max(pairs, default=None)
+        if best is None or best[0] < cfg.merge_threshold:
+            return labels
+        _, keep, gone = best
+        labels = [keep if x == gone else x for x in labels]
+
+
+def _move(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]]) -> list[str]:
+    """Each turn with audio, heaviest first, to its nearest centroid that no overlapping turn holds."""
+    cents = _centroids(labels, emb, w)
+    labels = list(labels)
+    for i in sorted(range(len(labels)), key=lambda k: -w[k]):
+        if w[i] <= 0:
+            continue
+        banned = {labels[j] for j in overlaps[i]}
+        allowed = [c for c in cents if c not in banned]
+        if allowed:
+            labels[i] = max(allowed, key=lambda c: float(emb[i] @ cents[c]))
+    return labels
+
+
+def _keep_names(new: list[str], old: list[str], w: np.ndarray) -> list[str]:
+    """Rename the speakers of ``new`` (no more than in ``old``: revising only merges and moves) to the ``old``
+    names they share the most seconds with, one to one."""
+    from scipy.optimize import linear_sum_assignment
+
+    new_names, old_names = list(dict.fromkeys(new)), list(dict.fromkeys(old))
+    assert len(new_names) <= len(old_names), (new_names, old_names)
+    shared = np.zeros((len(new_names), len(old_names)))
+    for n, o, x in zip(new, old, w, strict=True):
+        shared[new_names.index(n), old_names.index(o)] += max(float(x), 1e-3)
+    rows, cols = linear_sum_assignment(-shared)
+    rename = {new_names[r]: old_names[c] for r, c in zip(rows, cols, strict=True)}
+    return [rename[n] for n in new]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

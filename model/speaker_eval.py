@@ -47,40 +47,61 @@ FRAME = 0.01  # seconds per DER frame
 class Labelled:
     session: Session
     family: str  # voice family of every speaker, "mixed" or "real"
-    labels: list[str]  # ours, one per reference turn
+    labels: list[str]  # ours, one per reference turn, after revision at the end of the session
     embeddings: np.ndarray  # (num_turns, E)
     score_words: bool = True
+    live_labels: list[str] | None = None  # ours as given live (online), before the revision
 
 
-def embed_turns(session: Session, embedder: Embedder) -> tuple[np.ndarray, list[float]]:
-    """(num_turns, E) embeddings of every turn's exclusive part, and the seconds each was cut from."""
+@dataclass
+class SessionEmbeddings:
+    """What labelling a session needs of its audio; independent of the clustering policy, so tuning embeds once."""
+
+    turns: np.ndarray  # (num_turns, E) embedding of every turn's exclusive part
+    seconds: list[float]  # seconds each was cut from
+    rivals: list[tuple[np.ndarray | None, float]]  # per turn: the turn still open when it ends (audio so far)
+
+
+def labelling_order(session: Session) -> list[int]:
+    """Turn indices in the order they become final: by end."""
+    return sorted(range(len(session.turns)), key=lambda k: (session.turns[k].end, session.turns[k].start))
+
+
+def embed_session(session: Session, embedder: Embedder) -> SessionEmbeddings:
+    turns = session.turns
     embs, secs = [], []
-    for i, t in enumerate(session.turns):
-        others = [(o.start, o.end) for j, o in enumerate(session.turns) if j != i]
+    for i, t in enumerate(turns):
+        others = [(o.start, o.end) for j, o in enumerate(turns) if j != i]
         parts = exclusive_span(t.start, t.end, others)
         embs.append(embedder.embed(cut(session.audio, parts)))
         secs.append(sum(b - a for a, b in parts))
-    return np.asarray(embs), secs
-
-
-def label_online(
-    session: Session, embedder: Embedder, config: ClustererConfig, embeddings: np.ndarray | None = None
-) -> tuple[list[str], np.ndarray]:
-    """Our label of every reference turn (see the module docstring) and the turns' embeddings."""
-    turns = session.turns
-    embs = embeddings if embeddings is not None else embed_turns(session, embedder)[0]
-    clusterer = OnlineSpeakerClusterer(config)
-    labels: list[str | None] = [None] * len(turns)
-    for i in sorted(range(len(turns)), key=lambda k: (turns[k].end, turns[k].start)):
+    rivals: list[tuple[np.ndarray | None, float]] = [(None, 0.0)] * len(turns)
+    done: set[int] = set()
+    for i in labelling_order(session):
         t = turns[i]
-        overlapping = {labels[j] for j, o in enumerate(turns) if labels[j] and o.start < t.end and o.end > t.start}
-        rival, rival_seconds = None, 0.0
-        open_ = [j for j, o in enumerate(turns) if labels[j] is None and j != i and o.start < t.end]
+        open_ = [j for j, o in enumerate(turns) if j not in done and j != i and o.start < t.end]
         if open_:  # still talking when this turn ends: its audio so far, as the service cuts it
             start = min(turns[j].start for j in open_)
-            rival, rival_seconds = embedder.embed(cut(session.audio, [(start, t.end)])), t.end - start
-        labels[i] = clusterer.assign(embs[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
-    return [x or "" for x in labels], embs
+            rivals[i] = (embedder.embed(cut(session.audio, [(start, t.end)])), t.end - start)
+        done.add(i)
+    return SessionEmbeddings(np.asarray(embs), secs, rivals)
+
+
+def label_online(session: Session, config: ClustererConfig, emb: SessionEmbeddings) -> tuple[list[str], list[str]]:
+    """Our labels of every reference turn (see the module docstring): as given live, and as revised at the end."""
+    turns = session.turns
+    clusterer = OnlineSpeakerClusterer(config)
+    labels: list[str | None] = [None] * len(turns)
+    order = labelling_order(session)
+    for i in order:
+        t = turns[i]
+        overlapping = {labels[j] for j, o in enumerate(turns) if labels[j] and o.start < t.end and o.end > t.start}
+        rival, rival_seconds = emb.rivals[i]
+        labels[i] = clusterer.assign(emb.turns[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
+    revised: list[str] = [""] * len(turns)
+    for i, lab in zip(order, clusterer.revise(), strict=True):
+        revised[i] = lab
+    return [x or "" for x in labels], revised
 
 
 # ----------------------------------------------------------------------------------------------- measures
@@ -114,24 +135,30 @@ def der(ref: Sequence[tuple[str, float, float]], hyp: Sequence[tuple[str, float,
 
 
 def word_error_rates(items: Sequence[Labelled]) -> dict[str, dict[str, float]]:
-    """meeteval cpWER (our labels) and ORC-WER (HEAT channels) with the reference words."""
+    """meeteval cpWER (our labels; ``cp_wer_live``: the labels as given live, where known) and ORC-WER (HEAT
+    channels) with the reference words."""
     import meeteval
 
-    ref, cp, orc = [], [], []
+    ref, cp, live, orc = [], [], [], []
     for it in items:
         if not it.score_words:
             continue
         s = it.session
         channels = assign_channels_heat(s.turns)
-        for t, lab, ch in zip(s.turns, it.labels, channels, strict=True):
+        live_labels = it.live_labels or it.labels
+        for t, lab, lab_live, ch in zip(s.turns, it.labels, live_labels, channels, strict=True):
             seg = {"session_id": s.session_id, "start_time": t.start, "end_time": t.end, "words": t.text}
             ref.append({**seg, "speaker": t.speaker})
             cp.append({**seg, "speaker": lab})
+            live.append({**seg, "speaker": lab_live})
             orc.append({**seg, "speaker": str(ch)})
     out: dict[str, dict[str, float]] = {}
     if not ref:
         return out
-    for name, hyp, fn in (("cp_wer", cp, meeteval.wer.cpwer), ("orc_wer", orc, meeteval.wer.orcwer)):
+    scores = [("cp_wer", cp, meeteval.wer.cpwer), ("orc_wer", orc, meeteval.wer.orcwer)]
+    if any(it.live_labels is not None for it in items):
+        scores.append(("cp_wer_live", live, meeteval.wer.cpwer))
+    for name, hyp, fn in scores:
         rates = fn(meeteval.io.SegLST(ref), meeteval.io.SegLST(hyp))
         errors = sum(r.errors for r in rates.values())
         length = sum(r.length for r in rates.values())
@@ -203,20 +230,30 @@ def simulated_dev(bank_root: str, sessions: int, seed: int) -> list[EvalSession]
     return out
 
 
-def tune(embedder: Embedder, sessions: Sequence[EvalSession], base: ClustererConfig,
-         grid: Sequence[float]) -> tuple[ClustererConfig, list[dict[str, float]]]:  # fmt: skip
-    """The threshold of ``grid`` with the lowest cpWER on ``sessions`` (ties: lower DER)."""
-    cache = {e.session.session_id: embed_turns(e.session, embedder)[0] for e in sessions}
+def tune(
+    embedder: Embedder,
+    sessions: Sequence[EvalSession],
+    base: ClustererConfig,
+    grid: Sequence[float],
+    merge_grid: Sequence[float],
+) -> tuple[ClustererConfig, list[dict[str, float]]]:
+    """The clustering threshold (``grid``) and revision merge threshold (``merge_grid``) with the lowest cpWER
+    of the revised labels on ``sessions`` (ties: lower DER)."""
+    cache = {e.session.session_id: embed_session(e.session, embedder) for e in sessions}
     rows = []
     for th in grid:
-        cfg = replace(base, threshold=float(th))
-        items = [Labelled(e.session, e.family, label_online(e.session, embedder, cfg, cache[e.session.session_id])[0],
-                          cache[e.session.session_id], e.score_words) for e in sessions]  # fmt: skip
-        m = summarise(items)
-        rows.append({"threshold": float(th), "cp_wer": m["cp_wer"]["rate"], "der": m["der"],
-                     "speaker_count_accuracy": m["speaker_count_accuracy"]})  # fmt: skip
+        for merge in merge_grid:
+            cfg = replace(base, threshold=float(th), merge_threshold=float(merge))
+            items = []
+            for e in sessions:
+                emb = cache[e.session.session_id]
+                live, revised = label_online(e.session, cfg, emb)
+                items.append(Labelled(e.session, e.family, revised, emb.turns, e.score_words, live))
+            m = summarise(items)
+            rows.append({"threshold": float(th), "merge_threshold": float(merge), "cp_wer": m["cp_wer"]["rate"],
+                         "der": m["der"], "speaker_count_accuracy": m["speaker_count_accuracy"]})  # fmt: skip
     best = min(rows, key=lambda r: (round(r["cp_wer"], 4), r["der"]))
-    return replace(base, threshold=best["threshold"]), rows
+    return replace(base, threshold=best["threshold"], merge_threshold=best["merge_threshold"]), rows
 
 
 def bank_pair_eer(bank_root: str, embedder: Embedder, per_voice: int = 8) -> dict[str, dict[str, float]]:
@@ -244,18 +281,20 @@ def bank_pair_eer(bank_root: str, embedder: Embedder, per_voice: int = 8) -> dic
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| set | sessions | count acc. | labels / ref spk | DER | ORC-WER | cpWER | gap | pair EER |",
-            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| set | sessions | count acc. | labels / ref spk | DER | ORC-WER | cpWER | gap | gap live | pair EER |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
     def pct(x: Any) -> str:
         return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}%"
 
     def row(name: str, m: dict[str, Any]) -> str:
         orc, cp = m.get("orc_wer", {}).get("rate"), m.get("cp_wer", {}).get("rate")
+        live = m.get("cp_wer_live", {}).get("rate")
         gap = None if orc is None or cp is None else cp - orc
+        gap_live = None if orc is None or live is None else live - orc
         return (f"| {name} | {m['sessions']} | {pct(m['speaker_count_accuracy'])} | {m['labels_per_session']:.2f} / "
                 f"{m['ref_speakers_per_session']:.2f} | {pct(m['der'])} | {pct(orc)} | {pct(cp)} | {pct(gap)} | "
-                f"{pct(m['pair_eer'])} |")  # fmt: skip
+                f"{pct(gap_live)} | {pct(m['pair_eer'])} |")  # fmt: skip
 
     rows += family_rows(report["sets"], row)
     text = "\n".join(rows) + "\n"
@@ -273,7 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threshold", type=float, default=None, help="clustering threshold (default: the config's)")
     p.add_argument("--min-new-seconds", type=float, default=None)
     p.add_argument("--max-speakers-hint", action="store_true", help="give each session its true speaker count")
-    p.add_argument("--tune", type=int, default=0, help="tune the threshold on this many simulated dev meetings")
+    p.add_argument("--merge-threshold", type=float, default=None, help="revision merge threshold")
+    p.add_argument("--tune", type=int, default=0, help="tune the thresholds on this many simulated dev meetings")
     p.add_argument("--bank", default=None, help="also report pair EER over this bank's dev utterances")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     a = p.parse_args(argv)
@@ -283,13 +323,17 @@ def main(argv: list[str] | None = None) -> None:
         cfg = replace(cfg, threshold=a.threshold)
     if a.min_new_seconds is not None:
         cfg = replace(cfg, min_new_seconds=a.min_new_seconds)
+    if a.merge_threshold is not None:
+        cfg = replace(cfg, merge_threshold=a.merge_threshold)
     report: dict[str, Any] = {"speaker_model": str(a.speaker_model or "bundled"), "sets": {}}
     if a.tune:
         cfg, rows = tune(embedder, simulated_dev(a.bank or "data/bank", a.tune, 12345), cfg,
-                         [round(0.05 * k, 2) for k in range(15)])  # fmt: skip
+                         [round(0.05 * k, 2) for k in range(4, 13)], [0.2, 0.3, 0.4, 0.5, 1.1])  # fmt: skip
         report["tuning"] = rows
-        print("tuning: " + ", ".join(f"{r['threshold']:.2f}:{100 * r['cp_wer']:.1f}%" for r in rows), file=sys.stderr)
-    report["clusterer"] = {"threshold": cfg.threshold, "min_new_seconds": cfg.min_new_seconds}
+        tried = [f"{r['threshold']:.2f}/{r['merge_threshold']:.1f}:{100 * r['cp_wer']:.1f}%" for r in rows]
+        print("tuning (threshold/merge: cpWER): " + ", ".join(tried), file=sys.stderr)
+    report["clusterer"] = {"threshold": cfg.threshold, "min_new_seconds": cfg.min_new_seconds,
+                           "merge_threshold": cfg.merge_threshold}  # fmt: skip
     t0 = time.process_time()
     audio = 0.0
     for spec in a.sets:
@@ -298,8 +342,9 @@ def main(argv: list[str] | None = None) -> None:
         items: list[Labelled] = []
         for e in sessions:
             c = replace(cfg, max_speakers=len(e.session.speakers)) if a.max_speakers_hint else cfg
-            labels, embs = label_online(e.session, embedder, c)
-            items.append(Labelled(e.session, e.family, labels, embs, e.score_words))
+            emb = embed_session(e.session, embedder)
+            live, revised = label_online(e.session, c, emb)
+            items.append(Labelled(e.session, e.family, revised, emb.turns, e.score_words, live))
         entry = summarise(items)
         groups: dict[str, list[Labelled]] = defaultdict(list)
         for it in items:
@@ -310,10 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     report["cpu_seconds_per_audio_second"] = (time.process_time() - t0) / max(audio, 1e-9)
     if a.bank:
         report["bank_pair_eer"] = bank_pair_eer(a.bank, embedder)
-    md = (
-        markdown(report)
-        + f"\nthreshold {cfg.threshold}; labelling CPU {report['cpu_seconds_per_audio_second']:.4f} s/s\n"
-    )
+    cpu = report["cpu_seconds_per_audio_second"]
+    md = markdown(report) + f"\nthreshold {cfg.threshold}, merge {cfg.merge_threshold}; labelling CPU {cpu:.4f} s/s\n"
     publish(report, md, a.out)
 
 

@@ -9,7 +9,7 @@ Pure functions on ``schemas.Transcript``; the service, the command line and the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from service.schemas import OUTPUT_FORMATS, Transcript, Turn
@@ -34,6 +34,11 @@ def build_transcript(turns: Iterable[Turn], duration: float, model: str) -> Tran
     ordered = sorted(turns, key=lambda t: (t.start, t.channel, _id_number(t.turn_id)))
     speakers = sorted({t.speaker for t in ordered}, key=_label_key)
     return Transcript(duration=round(duration, 3), model=model, speakers=speakers, turns=ordered)
+
+
+def relabelled(turns: Iterable[Turn], changes: Mapping[str, str]) -> list[Turn]:
+    """``turns`` with the speaker labels of a relabel (turn_id -> new label) applied."""
+    return [t.model_copy(update={"speaker": changes[t.turn_id]}) if t.turn_id in changes else t for t in turns]
 
 
 def _id_number(turn_id: str) -> int:

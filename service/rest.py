@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from service.deps import ApiError, ReadyState, State, require_key
-from service.formats import MEDIA_TYPES, build_transcript, render
+from service.formats import MEDIA_TYPES, build_transcript, relabelled, render
 from service.scheduler import CapacityError, Scheduler
 from service.schemas import (
     MAX_SAMPLE_RATE,
@@ -295,6 +295,7 @@ async def _collect(get: Callable[[], Awaitable[Any]], assembler: TurnAssembler, 
         if out.finalize or out.done:
             finals.extend(assembler.finalize())
         else:
-            assembler.partials()  # tells the labeller which turns are still open
+            assembler.partials()  # as the WebSocket path does (provisional labels; finals never depend on them)
         if out.done:
+            finals[:] = relabelled(finals, assembler.labeller.revise())
             return

@@ -65,6 +65,11 @@ class StartMessage(_Model):
     encoding: Encoding = "pcm_s16le"
     interim_results: bool = Field(default=True, description="send partial messages for open turns")
     max_speakers: int | None = Field(default=None, ge=1, le=64, description="hint: at most this many speakers")
+    relabel: bool = Field(
+        default=False,
+        description="before end, send a relabel message with the final turns whose speaker label the end-of-stream "
+        "revision changed (protocol notes: v1.1)",
+    )
 
 
 class FinalizeMessage(_Model):
@@ -128,6 +133,19 @@ class ErrorMessage(_Model):
     message: str
 
 
+class Relabel(_Model):
+    turn_id: str
+    speaker: str = Field(description="the turn's new meeting-wide speaker label")
+
+
+class RelabelMessage(_Model):
+    """Sent once, just before ``end`` and only to a client that asked for it (``"relabel": true`` in start): the
+    final turns whose speaker label changed when the labels were revised with the whole meeting's evidence."""
+
+    type: Literal["relabel"] = "relabel"
+    turns: list[Relabel]
+
+
 class EndMessage(_Model):
     type: Literal["end"] = "end"
     duration: float = Field(description="seconds of audio received")
@@ -135,11 +153,12 @@ class EndMessage(_Model):
 
 
 ServerMessage = Annotated[
-    ReadyMessage | PartialMessage | TurnMessage | ErrorMessage | EndMessage, Field(discriminator="type")
+    ReadyMessage | PartialMessage | TurnMessage | RelabelMessage | ErrorMessage | EndMessage,
+    Field(discriminator="type"),
 ]
-server_message_adapter: TypeAdapter[ReadyMessage | PartialMessage | TurnMessage | ErrorMessage | EndMessage] = (
-    TypeAdapter(ServerMessage)
-)
+server_message_adapter: TypeAdapter[
+    ReadyMessage | PartialMessage | TurnMessage | RelabelMessage | ErrorMessage | EndMessage
+] = TypeAdapter(ServerMessage)
 
 
 # -- REST ---------------------------------------------------------------------------------------------

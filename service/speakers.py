@@ -18,6 +18,9 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
   partials were asked for, and the same audio must get the same labels over WebSocket and REST).
 - Partials (turns without words, as the assembler's ``partials`` builds them) get a provisional label: the
   speaker the turn's audio so far is closest to, committing nothing.
+- At the end of the stream, :meth:`VoiceLabeller.revise` says which final turns change label when the whole
+  meeting is looked at again (``OnlineSpeakerClusterer.revise``); REST applies it, WebSocket clients that ask
+  get it as a ``relabel`` message.
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ class VoiceLabeller:
         self._resampler: Any = None  # soxr.ResampleStream, made on the first audio at another rate
         self._finals: dict[str, _Span] = {}  # turn_id -> final turn (the recent ones)
         self._open: dict[str, _Span] = {}  # turn_id -> open turn, from its partials
+        self._given: list[tuple[str, str]] = []  # (turn_id, label) of every final turn, in the clusterer's order
 
     # -- audio ----------------------------------------------------------------------------------------
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
@@ -153,17 +157,25 @@ class VoiceLabeller:
         overlapping = {o.label for o in others}
         audio = self.ring.cut(exclusive_span(turn.start, turn.end, [(o.start, o.end) for o in others]))
         if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
-            label = self._fallback(overlapping) or self.clusterer.assign(
-                np.zeros(self.embedder.dim), turn.start, turn.end, overlapping
-            )
+            label = self._fallback(overlapping)
+            if label:
+                self.clusterer.note(label, turn.start, turn.end)
+            else:
+                label = self.clusterer.assign(np.zeros(self.embedder.dim), turn.start, turn.end, overlapping)
         else:
             rival, rival_seconds = self._rival(turn, open_turns)
             label = self.clusterer.assign(
                 self.embedder.embed(audio), turn.start, turn.end, overlapping, rival, rival_seconds
             )
         self._finals[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
+        self._given.append((turn.turn_id, label))
         self._forget(turn.end)
         return label
+
+    def revise(self) -> dict[str, str]:
+        """The final turns whose label the clusterer's revision changes (turn_id -> new label)."""
+        revised = self.clusterer.revise()
+        return {tid: new for (tid, old), new in zip(self._given, revised, strict=True) if new != old}
 
     # -- helpers --------------------------------------------------------------------------------------
     def _rival(self, turn: Turn, open_turns: Sequence[OpenSpan]) -> tuple[np.ndarray | None, float]:

@@ -63,6 +63,11 @@ class SpeakerLabeller(Protocol):
         same audio gives the same ones, whenever partials are asked for)."""
         ...
 
+    def revise(self) -> dict[str, str]:
+        """End of the stream: the final turns whose label changes when revised with the whole meeting's
+        evidence, turn_id -> new label (empty when nothing changes)."""
+        ...
+
 
 class ChannelLabeller:
     """Provisional labeller: channel 0 is "S1", channel 1 is "S2".
@@ -77,6 +82,9 @@ class ChannelLabeller:
 
     def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
         return f"S{turn.channel + 1}"
+
+    def revise(self) -> dict[str, str]:
+        return {}
 
 
 @dataclass

@@ -35,6 +35,8 @@ from service.schemas import (
     FinalizeMessage,
     KeepaliveMessage,
     ReadyMessage,
+    Relabel,
+    RelabelMessage,
     StartMessage,
     StopMessage,
     Turn,
@@ -189,7 +191,7 @@ class Connection:
             elif not self.paused and not self.stopping and now - self.last_activity > self.settings.idle_timeout:
                 self.fail("idle_timeout", f"no message for {self.settings.idle_timeout:.0f} s", POLICY)
 
-    async def _pump(self, session: StreamSession, assembler: TurnAssembler, interim: bool) -> None:
+    async def _pump(self, session: StreamSession, assembler: TurnAssembler, interim: bool, relabel: bool) -> None:
         while True:
             out = await session.outputs.get()
             if out.error is not None:
@@ -199,11 +201,13 @@ class Connection:
             if out.finalize or out.done:
                 self._send_turns(assembler.finalize())
             else:
-                partials = assembler.partials()  # also tells the labeller which turns are still open
+                partials = assembler.partials()  # provisional labels; final ones never depend on them
                 if interim and not self.closing:
                     for p in partials:
                         self.send(p)
             if out.done:
+                if relabel and not self.closing and (changes := assembler.labeller.revise()):
+                    self.send(RelabelMessage(turns=[Relabel(turn_id=k, speaker=v) for k, v in changes.items()]))
                 if not self.closing:
                     self.send(EndMessage(duration=round(session.received_seconds, 3), turns=self.turns_sent))
                     self.closing = True
@@ -279,7 +283,7 @@ class Connection:
         self.labeller = make_labeller(self.state.speaker_embedder, start.max_speakers)
         self.assembler = TurnAssembler(self.labeller, max_turn_seconds=self.settings.max_turn_seconds)
         self.send(ReadyMessage(session_id=session.id, model=self.state.model_name, sample_rate=start.sample_rate))
-        pump = asyncio.create_task(self._pump(session, self.assembler, start.interim_results))
+        pump = asyncio.create_task(self._pump(session, self.assembler, start.interim_results, start.relabel))
         self.tasks.append(pump)
         pump.add_done_callback(self._pump_done)
 

@@ -42,6 +42,7 @@ async def stream_audio(
     frame_seconds: float = 0.1,
     speed: float = 20.0,
     interim: bool = True,
+    relabel: bool = False,
     **connect: Any,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Stream ``samples`` at ``speed`` x real time in ``frame_seconds`` frames, then stop; returns every
@@ -53,7 +54,7 @@ async def stream_audio(
 
     async with ws_connect(url, **connect) as ws:
         await ws.send(json.dumps({"type": "start", "sample_rate": sample_rate, "encoding": encoding,
-                                  "interim_results": interim}))  # fmt: skip
+                                  "interim_results": interim, "relabel": relabel}))  # fmt: skip
         reader = asyncio.create_task(read_until_closed(ws, timeout=60))
         step = max(1, int(frame_seconds * sample_rate))
         for i in range(0, len(samples), step):
@@ -64,7 +65,10 @@ async def stream_audio(
 
 
 def final_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The final turns of a stream's messages, with any relabel applied, in transcript order."""
+    changes = {r["turn_id"]: r["speaker"] for m in messages if m["type"] == "relabel" for r in m["turns"]}
     turns = [{k: v for k, v in m.items() if k != "type"} for m in messages if m["type"] == "turn"]
+    turns = [{**t, "speaker": changes.get(t["turn_id"], t["speaker"])} for t in turns]
     return sorted(turns, key=lambda t: (t["start"], t["channel"], int(t["turn_id"][1:])))
 
 

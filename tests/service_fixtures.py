@@ -110,3 +110,20 @@ def make_server(lively: Any) -> Iterator[Any]:
     yield make
     for h in handles:
         h.stop()
+
+
+@pytest.fixture
+def relabel_t1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's labellers (WebSocket and REST), with an end-of-stream revision that moves turn t1 to "S9"
+    (the lively model's turns never make the real revision change anything)."""
+    import service.ws
+
+    make_labeller = service.ws.make_labeller
+
+    def revising(*args: Any) -> Any:
+        labeller = make_labeller(*args)
+        labeller.revise = lambda: {"t1": "S9"}
+        return labeller
+
+    monkeypatch.setattr("service.ws.make_labeller", revising)
+    monkeypatch.setattr("service.rest.make_labeller", revising)

@@ -108,7 +108,9 @@ def _best_shift(page_starts: list[float], rest_starts: list[float]) -> tuple[flo
     return best
 
 
-def test_microphone_stream_shows_the_files_turns(make_server: Any, browser: Any, meeting_wav: Path) -> None:
+def test_microphone_stream_shows_the_files_turns(
+    make_server: Any, browser: Any, meeting_wav: Path, relabel_t1: None
+) -> None:
     server = make_server(api_keys="mic-key")  # the page's WebSocket carries ?token=
     rest = BatchClient(server.http, token="mic-key").transcribe(meeting_wav)
     assert len(rest.turns) >= 8
@@ -129,11 +131,12 @@ def test_microphone_stream_shows_the_files_turns(make_server: Any, browser: Any,
     assert shown and all(t["final"] for t in shown), "every partial was replaced by its final turn"
     assert [t["start"] for t in shown] == sorted(t["start"] for t in shown)
     assert all(re.fullmatch(r"S\d+", t["speaker"]) for t in shown)  # labelled by voice: not comparable
+    assert next(t for t in shown if t["turn_id"] == "t1")["speaker"] == "S9"  # the page applied the relabel
     assert all(t["text"].strip() for t in shown)
     # the page's transcript (as downloaded) is what it shows
     downloaded = Transcript.model_validate_json(_download(page, "#download-json"))
-    assert [(t.turn_id, t.start, t.text) for t in downloaded.turns] == [
-        (t["turn_id"], t["start"], t["text"]) for t in shown
+    assert [(t.turn_id, t.speaker, t.start, t.text) for t in downloaded.turns] == [
+        (t["turn_id"], t["speaker"], t["start"], t["text"]) for t in shown
     ]
     assert downloaded.model == rest.model and downloaded.duration >= 13.0
     srt = _download(page, "#download-srt")

@@ -147,6 +147,19 @@ def test_stream_file_piped(server: Any, meeting_wav: Path, rest_transcript: Tran
     assert Transcript.model_validate_json(out_file.read_text()).turns == rest_transcript.turns
 
 
+def test_stream_reports_a_relabel_and_writes_it(
+    make_server: Any, meeting_wav: Path, tmp_path: Path, relabel_t1: None
+) -> None:
+    server = make_server()
+    out_file = tmp_path / "live.json"
+    status, out, err = _stream([str(meeting_wav), "--url", server.ws, "--fast", "-o", str(out_file)])
+    assert status == 0, err
+    assert "speaker labels revised at the end: t1 -> S9" in err
+    assert "S9" not in out  # the captions were printed live, before the revision
+    turns = Transcript.model_validate_json(out_file.read_text()).turns
+    assert next(t for t in turns if t.turn_id == "t1").speaker == "S9"
+
+
 def test_stream_tty_partials_in_place(server: Any, meeting_wav: Path, rest_transcript: Transcript) -> None:
     status, out, err = _stream([str(meeting_wav), "--url", server.ws, "--fast"], tty=True)
     assert status == 0, err

@@ -16,6 +16,7 @@ from clients.sdk import (
     StreamError,
     StreamingClient,
     SyncStreamingClient,
+    TranscriptBuilder,
     astream_transcribe,
     encode_audio,
     http_url,
@@ -24,7 +25,7 @@ from clients.sdk import (
     stream_url,
 )
 from service.formats import render
-from service.schemas import EndMessage, PartialMessage, Transcript, TurnMessage
+from service.schemas import EndMessage, PartialMessage, Relabel, RelabelMessage, Transcript, TurnMessage
 from tests.lively import SR
 
 pytest_plugins = ["tests.service_fixtures"]
@@ -196,3 +197,14 @@ def test_max_speakers_hint(server: Any, meeting_wav: Path, wav_samples: np.ndarr
     hinted = BatchClient(server.http).transcribe(meeting_wav, max_speakers=2)
     assert hinted.turns and len(hinted.speakers) <= 2
     assert stream_transcribe(server.ws, wav_samples, SR, max_speakers=2).turns == hinted.turns
+
+
+def test_transcript_builder_applies_a_relabel() -> None:
+    b = TranscriptBuilder()
+    for i, (ch, start) in enumerate([(0, 0.0), (1, 0.5), (0, 2.0)], 1):
+        b.add(TurnMessage(turn_id=f"t{i}", channel=ch, speaker=f"S{ch + 1}", start=start, end=start + 1.0, text="x",
+                          confidence=1.0))  # fmt: skip
+    b.add(RelabelMessage(turns=[Relabel(turn_id="t3", speaker="S2"), Relabel(turn_id="t9", speaker="S5")]))
+    b.add(EndMessage(duration=3.0, turns=3))
+    t = b.transcript()
+    assert [x.speaker for x in t.turns] == ["S1", "S2", "S2"] and t.speakers == ["S1", "S2"] and b.ended

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from tests.service_client import post_audio
+from tests.service_client import final_turns, post_audio, stream_audio
 
 pytest_plugins = ["tests.service_fixtures"]
 
@@ -40,3 +41,19 @@ def test_voice_labels_respect_hint_and_overlap(server: Any, meeting_wav: Path) -
 def test_bad_hint_is_rejected(server: Any, meeting_wav: Path) -> None:
     status, _, body = post_audio(server.http, meeting_wav.read_bytes(), "?max_speakers=0")
     assert status == 422, body
+
+
+def test_relabel_reaches_a_websocket_client_that_asks_and_rest_applies_it(
+    make_server: Any, meeting_audio: Any, meeting_wav: Path, relabel_t1: None
+) -> None:
+    server = make_server()
+    messages, code = asyncio.run(stream_audio(server.ws, meeting_audio[0], speed=30, relabel=True))
+    assert code == 1000 and [m["type"] for m in messages[-2:]] == ["relabel", "end"]
+    assert messages[-2]["turns"] == [{"turn_id": "t1", "speaker": "S9"}]
+    t1 = next(m for m in messages if m["type"] == "turn" and m["turn_id"] == "t1")
+    assert t1["speaker"] != "S9"  # as sent live
+    rest = turns_of(server, meeting_wav)
+    assert next(t for t in rest if t["turn_id"] == "t1")["speaker"] == "S9"
+    assert final_turns(messages) == rest
+    plain, _ = asyncio.run(stream_audio(server.ws, meeting_audio[0], speed=30))
+    assert "relabel" not in {m["type"] for m in plain}  # v1 clients that do not ask never see one

@@ -23,11 +23,13 @@ def _partials(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_stream_gives_the_same_turns_as_rest(server: Any, meeting_audio: Any, meeting_wav: Any) -> None:
     samples, bursts = meeting_audio
-    messages, code = asyncio.run(stream_audio(server.ws, samples, frame_seconds=0.02, speed=20))
+    messages, code = asyncio.run(stream_audio(server.ws, samples, frame_seconds=0.02, speed=20, relabel=True))
     assert code == 1000
     assert messages[0]["type"] == "ready" and messages[0]["model"] == "sts-tiny-lively"
     assert messages[-1]["type"] == "end"
-    streamed = final_turns(messages)
+    # a relabel, if the revision changed any label, comes once, just before end
+    assert [i for i, m in enumerate(messages) if m["type"] == "relabel"] in ([], [len(messages) - 2])
+    streamed = final_turns(messages)  # relabels applied: the same as REST
     assert messages[-1]["turns"] == len(streamed)
     assert messages[-1]["duration"] == pytest.approx(len(samples) / SR, abs=1e-3)
 
@@ -48,6 +50,7 @@ def test_stream_gives_the_same_turns_as_rest(server: Any, meeting_audio: Any, me
 
 def test_partials_grow_and_precede_their_turn(server: Any, meeting_audio: Any) -> None:
     messages, _ = asyncio.run(stream_audio(server.ws, meeting_audio[0], speed=30))
+    assert not any(m["type"] == "relabel" for m in messages)  # only a client that asks gets relabels
     partials = _partials(messages)
     assert partials, "a multi-word turn should produce partials"
     finals = {m["turn_id"]: i for i, m in enumerate(messages) if m["type"] == "turn"}

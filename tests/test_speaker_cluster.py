@@ -66,3 +66,37 @@ def test_peek_commits_nothing() -> None:
     assert c.peek(a, 3.0, 4.0) == "S1"
     assert c.peek(b, 3.0, 5.0) == ""  # a new speaker
     assert c.labels == ["S1"] and c.speakers[0].turns == 1
+
+
+def test_revise_moves_an_early_turn_to_the_speaker_it_turned_out_to_be() -> None:
+    """A short turn joins S1 while S1 is the only speaker; once S2 exists it is clearly S2's, and revising
+    moves it (and nothing else); with an S2 turn overlapping it, it cannot move."""
+    a, b = _voice(1), _voice(2)
+    c = 0.55 * a + np.sqrt(1 - 0.55**2) * b  # cosine 0.55 to a, 0.84 to b
+    for overlapped in (False, True):
+        cl = OnlineSpeakerClusterer(ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+        got = [cl.assign(a, 0.0, 10.0), cl.assign(c, 10.5, 11.5)]
+        got.append(cl.assign(b, 11.0 if overlapped else 12.0, 14.0, overlapping={"S1"} if overlapped else ()))
+        got += [cl.assign(b, 15.0, 17.0), cl.assign(b, 18.0, 20.0)]
+        assert got == ["S1", "S1", "S2", "S2", "S2"]
+        assert cl.revise() == (got if overlapped else ["S1", "S2", "S2", "S2", "S2"])
+        assert [t.label for t in cl.turns] == got  # revising commits nothing
+
+
+def test_revise_merges_an_over_split_speaker_unless_the_two_overlap() -> None:
+    """Two speakers whose centroids are close (cosine 0.45, under the 0.5 threshold that split them, over the
+    0.4 merge threshold) are one person, unless one of their turns overlaps one of the other's; a turn noted
+    without its voice follows its speaker."""
+    a, b = _voice(1), _voice(2)
+    v = 0.45 * a + np.sqrt(1 - 0.45**2) * b
+    cfg = ClustererConfig(threshold=0.5, min_new_seconds=0.0, merge_threshold=0.4)
+    cl = OnlineSpeakerClusterer(cfg)
+    assert [cl.assign(a, 0.0, 2.0), cl.assign(v, 3.0, 5.0), cl.assign(a, 6.0, 8.0)] == ["S1", "S2", "S1"]
+    cl.note("S2", 9.0, 9.05)
+    assert cl.revise() == ["S1", "S1", "S1", "S1"]
+    cl2 = OnlineSpeakerClusterer(cfg)
+    assert [cl2.assign(a, 0.0, 2.0), cl2.assign(v, 1.5, 5.0, overlapping={"S1"})] == ["S1", "S2"]
+    assert cl2.revise() == ["S1", "S2"]
+    cl3 = OnlineSpeakerClusterer(ClustererConfig(threshold=0.5, merge_threshold=0.4))
+    labels = [cl3.assign(a, 0.0, 2.0), cl3.assign(b, 3.0, 5.0), cl3.assign(a, 6.0, 7.0)]
+    assert labels == ["S1", "S2", "S1"] and cl3.revise() == labels  # different voices stay apart

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.speaker import SAMPLE_RATE, SpeakerEmbedder, SpeakerFeatureConfig, speaker_statistics
+from model.speaker import SAMPLE_RATE, SpeakerEmbedder, SpeakerFeatureConfig, TrainingInfo, speaker_statistics
 from model.speaker_cluster import ClustererConfig
 from service.schemas import Turn, Word
 from service.speakers import AudioRing, VoiceLabeller
@@ -77,3 +77,33 @@ def test_audio_ring_is_bounded_and_resamples() -> None:
     for _ in range(10):
         lab.accept_waveform(44100, np.zeros(4410, np.float32))
     assert abs(lab.ring.end_seconds - 1.0) < 0.05
+
+
+class _TableEmbedder:
+    """Embeds a span by the constant value its samples hold: value k/10 -> row k of ``table``."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+        self.info = TrainingInfo()
+
+    @property
+    def dim(self) -> int:
+        return int(self.table.shape[1])
+
+    def embed(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        return self.table[int(round(float(np.median(samples)) * 10))]
+
+
+def test_revise_reports_only_the_turns_that_change() -> None:
+    """t2 joined S1 while S1 was alone; once S2 has spoken, revising moves t2 to S2 and reports only t2."""
+    a, b = np.eye(4)[1], np.eye(4)[2]
+    table = np.stack([np.zeros(4), a, 0.55 * a + np.sqrt(1 - 0.55**2) * b, b])
+    spans = [("t1", 0.0, 10.0, 1), ("t2", 10.5, 11.5, 2), ("t3", 12.0, 14.0, 3), ("t4", 15.0, 17.0, 3)]
+    audio = np.zeros(int(18 * SAMPLE_RATE), np.float32)
+    for _, s, e, k in spans:
+        audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] = k / 10
+    lab = VoiceLabeller(_TableEmbedder(table), ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+    lab.accept_waveform(SAMPLE_RATE, audio)
+    assert [lab.label(_turn(t, 0, s, e)) for t, s, e, _ in spans] == ["S1", "S1", "S2", "S2"]
+    assert lab.revise() == {"t2": "S2"}
+    assert lab.label(_turn("t2", 0, 10.5, 11.5)) == "S1"  # what was sent live stays as it was

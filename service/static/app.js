@@ -152,6 +152,15 @@ function onServerMessage(m) {
     session.duration = Math.max(session.duration, t.end);
     renderTurn(t);
     renderSpeakers();
+  } else if (m.type === "relabel") {
+    // the end-of-stream revision of speaker labels: the listed final turns change speaker
+    for (const r of m.turns) {
+      const t = session.turns.get(r.turn_id);
+      if (!t) continue;
+      t.speaker = r.speaker;
+      renderTurn(t);
+    }
+    renderSpeakers();
   } else if (m.type === "end") {
     session.duration = m.duration;
     session.ended = true;
@@ -211,7 +220,9 @@ function openSocket(l) {
   ws.binaryType = "arraybuffer";
   l.ws = ws;
   ws.onopen = () => {
-    const start = { type: "start", sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: $("interim").checked };
+    const start = {
+      type: "start", sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: $("interim").checked, relabel: true,
+    };
     if (maxSpeakers()) start.max_speakers = maxSpeakers();
     ws.send(JSON.stringify(start));
   };
