@@ -237,16 +237,19 @@ def _move(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list
 
 def _keep_names(new: list[str], old: list[str], w: np.ndarray) -> list[str]:
     """Rename the speakers of ``new`` (no more than in ``old``: revising only merges and moves) to the ``old``
-    names they share the most seconds with, one to one."""
-    from scipy.optimize import linear_sum_assignment
-
+    names they share the most seconds with, one to one (greedily, the largest share first)."""
     new_names, old_names = list(dict.fromkeys(new)), list(dict.fromkeys(old))
     assert len(new_names) <= len(old_names), (new_names, old_names)
     shared = np.zeros((len(new_names), len(old_names)))
     for n, o, x in zip(new, old, w, strict=True):
         shared[new_names.index(n), old_names.index(o)] += max(float(x), 1e-3)
-    rows, cols = linear_sum_assignment(-shared)
-    rename = {new_names[r]: old_names[c] for r, c in zip(rows, cols, strict=True)}
+    rename: dict[str, str] = {}
+    taken: set[int] = set()
+    for flat in np.argsort(-shared, axis=None, kind="stable"):
+        r, c = divmod(int(flat), len(old_names))
+        if new_names[r] not in rename and c not in taken:
+            rename[new_names[r]] = old_names[c]
+            taken.add(c)
     return [rename[n] for n in new]
 
 
