@@ -8,15 +8,15 @@ Each set is a folder with ``sessions.jsonl`` (``session_id``, ``audio`` relative
 Audio goes through ``Stream.accept_waveform`` in 320 ms pieces and ``decode_streams`` batches many sessions,
 exactly as the service does; the turns come from the service's :class:`TurnAssembler`.
 
-Reported per set (and per voice family): WER (single-speaker sets), ORC-WER and cpWER (meeteval; speaker labels
-revised at the end of the stream, as REST gives them, and "live" as first given), turn
-counts (found / reference), speaker count accuracy and DER of the labelled turns, ``<sot>``/``<eot>`` time
-minus reference start/end (median, p90) for reference turns matched to the hypothesis turn that overlaps them
-most, word emission latency, and the decode real-time factor; and the character error rate (CER) of
-single-speaker sessions. Word latency is the stream time (seconds of audio sent so far) at which a correctly
-recognised word first came out, in a partial or a final turn, minus the word's reference end; words are
-matched by alignment inside each matched turn pair, and reference word ends are approximate (the turn's span
-shared by character counts; the simulator keeps no word times).
+Reported per set (and per voice family, and per overlap bin of multi-speaker simulated sessions): WER
+(single-speaker sets), ORC-WER and cpWER (meeteval; speaker labels revised at the end of the stream, as REST
+gives them, and "live" as first given), turn counts (found / reference), speaker count accuracy and DER of the
+labelled turns, ``<sot>``/``<eot>`` time minus reference start/end (median, p90) for reference turns matched
+to the hypothesis turn that overlaps them most, word emission latency, and the decode real-time factor; and the
+character error rate (CER) of single-speaker sessions. Word latency is the stream time (seconds of audio sent
+so far) at which a correctly recognised word first came out, in a partial or a final turn, minus the word's
+reference end; words are matched by alignment inside each matched turn pair, and reference word ends are
+approximate (the turn's span shared by character counts; the simulator keeps no word times).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 from model.checkpoint import load_model
 from model.data.meeting import read_eval_set
 from model.recognizer import Recognizer, set_num_threads
-from model.report import family_rows, publish
+from model.report import group_rows, publish
 from model.speaker import Embedder, load_embedder
 from service.formats import relabelled
 from service.schemas import Turn
@@ -51,17 +51,26 @@ class RefSession:
     turns: list[dict[str, Any]]  # speaker, start, end, text
     family: str  # voice family of every speaker, or "mixed" / "real"
     score_words: bool = True  # False where the reference has no transcript
+    overlap: float | None = None  # share of the speech with two voices (simulated sessions' meta), if known
 
     @property
     def duration(self) -> float:
         return len(self.audio) / self.sample_rate
 
 
+OVERLAP_BINS = ((0.0, 0.1), (0.1, 0.25), (0.25, 1.0))  # share of speech in overlap: the by_overlap groups
+
+
+def overlap_bin(ratio: float) -> str:
+    lo, hi = next((lo, hi) for lo, hi in OVERLAP_BINS if ratio < hi or hi == OVERLAP_BINS[-1][1])
+    return f"overlap {100 * lo:.0f}-{100 * hi:.0f}%"
+
+
 def load_set(spec: str, limit: int | None = None) -> list[RefSession]:
     """Sessions of ``DIR`` or ``DIR:SUBSET`` (``model.data.meeting.read_eval_set``), at most ``limit``."""
     return [
         RefSession(e.session.session_id, e.session.audio, e.session.sample_rate, [asdict(t) for t in e.session.turns],
-                   e.family, e.score_words)
+                   e.family, e.score_words, e.session.meta.get("overlap_ratio"))
         for e in read_eval_set(spec, limit)
     ]  # fmt: skip
 
@@ -262,13 +271,15 @@ def evaluate(
         decoded = decode_sessions(rec, sessions, batch, embedder)
         entry = score(sessions, decoded)
         by_family: dict[str, list[int]] = defaultdict(list)
+        by_overlap: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(sessions):
             by_family[s.family].append(i)
-        if len(by_family) > 1:
-            entry["by_family"] = {
-                fam: score([sessions[i] for i in idx], [decoded[i] for i in idx])
-                for fam, idx in sorted(by_family.items())
-            }
+            if s.overlap is not None and len({t["speaker"] for t in s.turns}) > 1:
+                by_overlap[overlap_bin(s.overlap)].append(i)
+        for key, groups in (("by_family", by_family), ("by_overlap", by_overlap)):
+            if len(groups) > 1:
+                entry[key] = {g: score([sessions[i] for i in idx], [decoded[i] for i in idx])
+                              for g, idx in sorted(groups.items())}  # fmt: skip
         report["sets"][spec] = entry
         print(f"{spec}: {summary_line(entry)}", file=sys.stderr)
     return report
@@ -312,7 +323,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{t.get('word_latency_median', float('nan')):.2f} / {t.get('word_latency_p90', float('nan')):.2f} | "
                 f"{e['rtf']:.3f} |")  # fmt: skip
 
-    rows += family_rows(report["sets"], row)
+    rows += group_rows(report["sets"], row)
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}"
     if report.get("blank_penalty"):
         head += f", blank penalty {report['blank_penalty']}"

@@ -7,13 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+GROUPINGS = ("by_family", "by_overlap")  # sub-entries of a set: its voice families, its overlap bins
 
-def family_rows(sets: dict[str, dict[str, Any]], row: Callable[[str, dict[str, Any]], str]) -> list[str]:
-    """Table rows: each set, then each of its voice families (``by_family``) as ``"set (family)"``."""
+
+def group_rows(sets: dict[str, dict[str, Any]], row: Callable[[str, dict[str, Any]], str]) -> list[str]:
+    """Table rows: each set, then each of its groups (``by_family``, ``by_overlap``) as ``"set (group)"``."""
     rows = []
     for name, entry in sets.items():
         rows.append(row(name, entry))
-        rows += [row(f"{name} ({fam})", sub) for fam, sub in entry.get("by_family", {}).items()]
+        for grouping in GROUPINGS:
+            rows += [row(f"{name} ({g})", sub) for g, sub in entry.get(grouping, {}).items()]
     return rows
 
 

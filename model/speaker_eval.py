@@ -36,7 +36,7 @@ import numpy as np
 
 from model.data.meeting import EvalSession, Session, family_of, read_eval_set
 from model.heat import assign_channels_heat
-from model.report import family_rows, publish
+from model.report import group_rows, publish
 from model.speaker import Embedder, cut, exclusive_span, load_embedder
 from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
 
@@ -296,7 +296,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{m['ref_speakers_per_session']:.2f} | {pct(m['der'])} | {pct(orc)} | {pct(cp)} | {pct(gap)} | "
                 f"{pct(gap_live)} | {pct(m['pair_eer'])} |")  # fmt: skip
 
-    rows += family_rows(report["sets"], row)
+    rows += group_rows(report["sets"], row)
     text = "\n".join(rows) + "\n"
     if "bank_pair_eer" in report:
         text += "\n| bank dev family | voices | utterances | pair EER |\n|---|---|---|---|\n"

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients.evaluate import Decoded, RefSession, _speakers, _word_ends, _word_latencies, edit_distance, main
+from clients.evaluate import (
+    Decoded,
+    RefSession,
+    _speakers,
+    _word_ends,
+    _word_latencies,
+    edit_distance,
+    main,
+    overlap_bin,
+)
 from model.checkpoint import random_model, save_model
 from model.config import StsConfig
 from model.data.bank import Bank
@@ -73,3 +82,9 @@ def test_speaker_count_and_der_of_labelled_turns() -> None:
     two = Decoded(turns=[_turn("t0", "S1", 0.0, 2.0), _turn("t1", "S2", 2.0, 3.0)])
     assert _speakers([ref], [one]) == pytest.approx({"count_accuracy": 0.0, "der": 1 / 3})
     assert _speakers([ref], [two]) == pytest.approx({"count_accuracy": 1.0, "der": 0.0})
+
+
+def test_overlap_bins() -> None:
+    assert [overlap_bin(x) for x in (0.0, 0.09, 0.1, 0.2, 0.25, 0.4, 1.0)] == [
+        "overlap 0-10%", "overlap 0-10%", "overlap 10-25%", "overlap 10-25%", "overlap 25-100%", "overlap 25-100%",
+        "overlap 25-100%"]  # fmt: skip
