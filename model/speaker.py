@@ -277,14 +277,8 @@ class SpeakerEmbedder:
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": self.mean, "scale": self.scale, "projection": self.projection}
         save_file({k: v.astype(np.float32) for k, v in tensors.items()}, str(directory / WEIGHTS_FILE))
-        meta = {
-            "kind": "stats-lda",
-            "feature_config": asdict(self.config),
-            "stats_dim": self.config.stats_dim,
-            "embedding_dim": self.dim,
-            "training": asdict(self.info),
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_config(directory, "stats-lda", self.info, feature_config=asdict(self.config),
+                     stats_dim=self.config.stats_dim, embedding_dim=self.dim)  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | Path) -> SpeakerEmbedder:
@@ -292,11 +286,22 @@ class SpeakerEmbedder:
         from safetensors.numpy import load_file
 
         directory = Path(directory)
-        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        assert meta.get("kind") == "stats-lda", f"unknown speaker model kind {meta.get('kind')!r} in {directory}"
+        meta, info = read_config(directory, "stats-lda")
         t = load_file(str(directory / WEIGHTS_FILE))
-        info = TrainingInfo(**meta.get("training", {}))
         return cls(t["mean"], t["scale"], t["projection"], SpeakerFeatureConfig(**meta["feature_config"]), info)
+
+
+def write_config(directory: Path, kind: str, info: TrainingInfo, **fields: Any) -> None:
+    """Write ``speaker.json``: the embedder's ``kind``, its own ``fields`` and the training facts."""
+    meta = {"kind": kind, **fields, "training": asdict(info)}
+    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def read_config(directory: Path, kind: str | None = None) -> tuple[dict[str, Any], TrainingInfo]:
+    """``speaker.json`` of ``directory`` and its training facts; checks the ``kind`` when one is given."""
+    meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert kind is None or meta.get("kind") == kind, f"not a {kind} speaker model: {directory} ({meta.get('kind')!r})"
+    return meta, TrainingInfo(**meta.get("training", {}))
 
 
 class Embedder(Protocol):
@@ -317,7 +322,7 @@ def load_embedder(path: str | Path | None = None) -> Embedder:
     kind its ``speaker.json`` names: ``stats-lda`` (:class:`SpeakerEmbedder`) or ``tdnn``
     (:class:`model.speaker_net.NeuralSpeakerEmbedder`)."""
     directory = Path(path or PRETRAINED_DIR)
-    kind = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")).get("kind")
+    kind = read_config(directory)[0].get("kind")
     if kind == "stats-lda":
         return SpeakerEmbedder.load(directory)
     if kind == "tdnn":

@@ -18,7 +18,6 @@ picks the class by ``kind``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from torch import nn
 
 from model.config import FeatureConfig
 from model.features import LogMel
-from model.speaker import CONFIG_FILE, SAMPLE_RATE, WEIGHTS_FILE, TrainingInfo
+from model.speaker import SAMPLE_RATE, WEIGHTS_FILE, TrainingInfo, read_config, write_config
 
 KIND = "tdnn"
 
@@ -128,14 +127,8 @@ class NeuralSpeakerEmbedder:
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().float().contiguous() for k, v in self.net.state_dict().items() if v.is_floating_point()}
         save_file(state, str(directory / WEIGHTS_FILE))
-        meta = {
-            "kind": KIND,
-            "tdnn_config": asdict(self.config),
-            "feature_config": asdict(self.features),
-            "embedding_dim": self.dim,
-            "training": asdict(self.info),
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_config(directory, KIND, self.info, tdnn_config=asdict(self.config),
+                     feature_config=asdict(self.features), embedding_dim=self.dim)  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | Path) -> NeuralSpeakerEmbedder:
@@ -143,11 +136,10 @@ class NeuralSpeakerEmbedder:
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        assert meta.get("kind") == KIND, f"not a {KIND} speaker model: {directory}"
+        meta, info = read_config(directory, KIND)
         cfg = TDNNConfig(**meta["tdnn_config"])
         feats = FeatureConfig(**meta["feature_config"])
         net = TDNN(feats.n_mels, cfg)
         missing, unexpected = net.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
         assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
-        return cls(net, cfg, feats, TrainingInfo(**meta.get("training", {})))
+        return cls(net, cfg, feats, info)
