@@ -1,4 +1,4 @@
-"""Online speaker clustering: each final turn joins a known speaker or opens a new one, once and for all.
+"""Online speaker clustering: each final turn joins a known speaker or opens a new one; revised at the end.
 
 Contract (a small policy class, numpy in, labels out):
 

@@ -10,7 +10,7 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
 
 - It keeps the last ``buffer_seconds`` of the stream's audio at 16 kHz (a bounded buffer) and cuts each final
   turn's span from it, preferring the parts where no other turn talks (``model.speaker.exclusive_span``).
-- Final turns are labelled once and for all by ``model.speaker_cluster.OnlineSpeakerClusterer``: turns that
+- Final turns are labelled as they close by ``model.speaker_cluster.OnlineSpeakerClusterer``: turns that
   overlap in time never share a label, and a turn still open on the other channel when this one closes (the
   assembler says which, from the token events) is its ``rival``: the two are labelled jointly (the best pair
   of different speakers, only this turn's label committed), so that a backchannel closing inside a long turn
@@ -20,7 +20,8 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
   speaker the turn's audio so far is closest to, committing nothing.
 - At the end of the stream, :meth:`VoiceLabeller.revise` says which final turns change label when the whole
   meeting is looked at again (``OnlineSpeakerClusterer.revise``); REST applies it, WebSocket clients that ask
-  get it as a ``relabel`` message.
+  get it as a ``relabel`` message. For that the labeller keeps one small record per final turn (its times,
+  embedding and label; a stream's length is capped by the service).
 """
 
 from __future__ import annotations
