@@ -62,7 +62,7 @@ OVERLAP_BINS = ((0.0, 0.1), (0.1, 0.25), (0.25, 1.0))  # share of speech in over
 
 
 def overlap_bin(ratio: float) -> str:
-    lo, hi = next((lo, hi) for lo, hi in OVERLAP_BINS if ratio < hi or hi == OVERLAP_BINS[-1][1])
+    lo, hi = next((b for b in OVERLAP_BINS if ratio < b[1]), OVERLAP_BINS[-1])
     return f"overlap {100 * lo:.0f}-{100 * hi:.0f}%"
 
 
@@ -118,7 +118,7 @@ def decode_sessions(
                 for t in finals:
                     results[i].saw(t.turn_id, t.text, now)
                 results[i].turns += finals
-                # as the service: partials tell the labeller which turns are open (and the client the words)
+                # as the service: partials (provisional labels; a client sees their words first)
                 for p in assemblers[i].partials():
                     results[i].saw(p.turn_id, p.text, now)
         for i in group:

@@ -4,13 +4,14 @@ The same contract as :class:`model.speaker.SpeakerEmbedder` (``dim``, ``info``, 
 unit vector; cosine scoring), so the service's labeller and the evaluations take either:
 
 1. log-mel frames of the span (``model.features.LogMel``: 80 bands, 25 ms / 10 ms), the quiet frames dropped
-   (more than ``speech_db`` below the 95th percentile of frame level), the mean over the span subtracted
-   (cepstral-mean style, so a channel or a gain does not look like a speaker);
+   (more than ``speech_db`` below the 95th percentile of frame level), the mean over the span subtracted: per
+   band (cepstral-mean style, so a channel or a gain does not look like a speaker) or, with
+   ``band_mean=False``, only the overall level (the long-term spectrum is kept);
 2. :class:`TDNN`: five 1-D convolutions over time (growing dilation, ReLU, batch norm), mean and standard
    deviation pooled over the frames, one linear layer to ``embedding_dim``;
 3. length-normalised.
 
-Trained by ``python -m model.speaker_train --kind tdnn`` with an additive-angular-margin softmax over the
+Trained by ``python -m model.speaker_train --kind tdnn`` with an additive-margin (cosine) softmax over the
 bank's TRAIN voices (the classifier is not saved). Saved as ``speaker.safetensors`` (the TDNN's weights) +
 ``speaker.json`` (``"kind": "tdnn"``, the configs, training facts); :func:`model.speaker.load_embedder`
 picks the class by ``kind``.

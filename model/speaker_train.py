@@ -9,8 +9,8 @@ Dev voices are never seen.
     python -m model.speaker_train --kind stats-lda --sessions 1500 --out model/pretrained_speaker   # 3 CPU min
     python -m model.speaker_train --kind tdnn --sessions 1000 --steps 3000 --out exp/speaker_tdnn  # ~30 CPU min
 
-The TDNN learns with an additive-margin softmax over the voices (scale 30, margin ramped to ``--margin``),
-on random crops of 1.5-2.5 s, Adam with warm-up and cosine decay, one CPU thread.
+The TDNN learns with an additive-margin softmax over the voices (scale 30, margin ramped to 0.2 over the first
+quarter of the steps), on random crops of 1.5-2.5 s, AdamW with warm-up and cosine decay, one CPU thread.
 """
 
 from __future__ import annotations
@@ -87,11 +87,11 @@ def train_tdnn(
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    classes = sorted(set(labels))
-    y_all = np.asarray([classes.index(v) for v in labels])
+    index = {v: k for k, v in enumerate(sorted(set(labels)))}
+    y_all = np.asarray([index[v] for v in labels])
     cfg = config or TDNNConfig()
     net = TDNN(int(frames[0].shape[-1]), cfg)
-    weight = torch.nn.Parameter(torch.randn(len(classes), cfg.embedding_dim) * 0.01)
+    weight = torch.nn.Parameter(torch.randn(len(index), cfg.embedding_dim) * 0.01)
     opt = torch.optim.AdamW([*net.parameters(), weight], lr=lr, weight_decay=1e-4)
     warmup = max(steps // 20, 1)
 
@@ -120,7 +120,7 @@ def train_tdnn(
         z = nnf.normalize(net(feats), dim=-1)
         cos = z @ nnf.normalize(weight, dim=-1).T  # (B, classes)
         m = margin * min(1.0, step / max(steps // 4, 1))
-        logits = 30.0 * (cos - m * nnf.one_hot(y, len(classes)))
+        logits = 30.0 * (cos - m * nnf.one_hot(y, len(index)))
         loss = nnf.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()

@@ -113,7 +113,7 @@ class VoiceLabeller:
         self._resampler: Any = None  # soxr.ResampleStream, made on the first audio at another rate
         self._finals: dict[str, _Span] = {}  # turn_id -> final turn (the recent ones)
         self._open: dict[str, _Span] = {}  # turn_id -> open turn, from its partials
-        self._given: list[tuple[str, str]] = []  # (turn_id, label) of every final turn, in the clusterer's order
+        self._turn_ids: list[str] = []  # turn_id of every final turn, in the clusterer's order (its ``turns``)
 
     # -- audio ----------------------------------------------------------------------------------------
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
@@ -169,14 +169,15 @@ class VoiceLabeller:
                 self.embedder.embed(audio), turn.start, turn.end, overlapping, rival, rival_seconds
             )
         self._finals[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
-        self._given.append((turn.turn_id, label))
+        self._turn_ids.append(turn.turn_id)
         self._forget(turn.end)
         return label
 
     def revise(self) -> dict[str, str]:
         """The final turns whose label the clusterer's revision changes (turn_id -> new label)."""
+        given = [r.label for r in self.clusterer.turns]
         revised = self.clusterer.revise()
-        return {tid: new for (tid, old), new in zip(self._given, revised, strict=True) if new != old}
+        return {tid: new for tid, old, new in zip(self._turn_ids, given, revised, strict=True) if new != old}
 
     # -- helpers --------------------------------------------------------------------------------------
     def _rival(self, turn: Turn, open_turns: Sequence[OpenSpan]) -> tuple[np.ndarray | None, float]:
