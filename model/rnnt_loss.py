@@ -76,11 +76,12 @@ def transducer_nll(
     x = torch.full((n, u1), neg_inf, dtype=torch.float64, device=blank_lp.device)
     x[:, 0] = 0.0
     rows = []
-    for t in range(t_max):
-        c = cum[:, t]
+    # unbind once: indexing ``cum[:, t]`` inside the loop would make autograd write a zero-filled (N, T, U + 1)
+    # gradient per frame (quadratic in T); unbind's backward is one stack
+    for c, blank_t in zip(cum.unbind(1), blank64.unbind(1), strict=True):
         alpha = c + torch.logcumsumexp(x - c, dim=-1)  # (N, U + 1)
         rows.append(alpha)
-        x = alpha + blank64[:, t]
+        x = alpha + blank_t
     alphas = torch.stack(rows, dim=1)  # (N, T, U + 1)
     b = torch.arange(n, device=blank_lp.device)
     t_last = logit_lengths.long() - 1
