@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
@@ -135,10 +136,20 @@ def train(
     log = (out / "log.jsonl").open("a")
     bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5)
     running = 0.0
+
+    def make_batch(at: int) -> Batch:
+        """The batch of step ``at``: simulated sessions, features and SpecAugment, all a function of ``at``."""
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + at)
+        return spec(collate(source.train_batch(at, cfg.batch_size), log_mel, channels), gen)
+
+    # the next step's batch is simulated on a second thread while this step trains (numpy and torch release
+    # the GIL for most of their work); batches stay a function of the step, so resuming is still exact
+    ahead = ThreadPoolExecutor(max_workers=1)
+    pending = ahead.submit(make_batch, step)
     while step < cfg.steps:
-        sessions = source.train_batch(step, cfg.batch_size)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # augmentation: a function of step
-        batch = spec(collate(sessions, log_mel, model.cfg.model.num_channels), gen).to(device)
+        batch = pending.result().to(device)
+        if step + 1 < cfg.steps:
+            pending = ahead.submit(make_batch, step + 1)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -185,6 +196,7 @@ def train(
             tqdm.write(f"stopping at step {step} after {elapsed / 60:.1f} minutes")
             break
     bar.close()
+    ahead.shutdown(cancel_futures=True)
     return last
 
 
