@@ -2,7 +2,8 @@
 
 The forward variable is computed one time step at a time; each step is one vectorized ``logcumsumexp`` over
 the label axis (the within-row recursion ``alpha[t, u] = lse(x[u], alpha[t, u-1] + y[t, u-1])`` is a linear
-recurrence in log space), so the Python loop runs ``T`` times, not ``T * U``. Gradients come from autograd.
+recurrence in log space), so the Python loop runs ``T`` times, not ``T * U``. Gradients come from the matching
+beta recursion (:class:`_TransducerNLL`), checked by ``gradcheck``.
 Checked against torchaudio's ``rnnt_loss`` on a stored fixture (tests/test_rnnt_loss.py).
 """
 
@@ -58,7 +59,7 @@ def rnnt_loss(
 def transducer_nll(
     blank_lp: torch.Tensor, label_lp: torch.Tensor, logit_lengths: torch.Tensor, target_lengths: torch.Tensor
 ) -> torch.Tensor:
-    """The forward recursion on given lattice scores.
+    """The forward recursion on given lattice scores, with a hand-written backward (the beta recursion).
 
     Args:
         blank_lp: (N, T, U + 1) log-probability of blank at each node.
@@ -67,24 +68,75 @@ def transducer_nll(
     Returns:
         (N,) float64 negative log-likelihoods.
     """
-    n, t_max, u1 = blank_lp.shape
-    blank64 = blank_lp.double()
-    label64 = label_lp.double()
-    # cumulative label log-probs along u: C[t, u] = sum_{j < u} y[t, j], C[t, 0] = 0
-    cum = torch.nn.functional.pad(label64.cumsum(-1), (1, 0))  # (N, T, U + 1)
-    neg_inf = torch.finfo(torch.float64).min
-    x = torch.full((n, u1), neg_inf, dtype=torch.float64, device=blank_lp.device)
-    x[:, 0] = 0.0
-    rows = []
-    # unbind once: indexing ``cum[:, t]`` inside the loop would make autograd write a zero-filled (N, T, U + 1)
-    # gradient per frame (quadratic in T); unbind's backward is one stack
-    for c, blank_t in zip(cum.unbind(1), blank64.unbind(1), strict=True):
-        alpha = c + torch.logcumsumexp(x - c, dim=-1)  # (N, U + 1)
-        rows.append(alpha)
-        x = alpha + blank_t
-    alphas = torch.stack(rows, dim=1)  # (N, T, U + 1)
-    b = torch.arange(n, device=blank_lp.device)
-    t_last = logit_lengths.long() - 1
-    u_last = target_lengths.long()
-    log_like = alphas[b, t_last, u_last] + blank64[b, t_last, u_last]
-    return -log_like
+    out = _TransducerNLL.apply(blank_lp, label_lp, logit_lengths, target_lengths)
+    assert isinstance(out, torch.Tensor)
+    return out
+
+
+_NEG = torch.finfo(torch.float64).min  # log(0) that stays finite under the additions below
+
+
+class _TransducerNLL(torch.autograd.Function):
+    """-log P(targets) on a transducer lattice; gradients are node occupancies from alpha and beta.
+
+    Both recursions run one frame at a time with the label axis vectorised: within a frame,
+    ``alpha[t, u] = lse(x[u], alpha[t, u-1] + y[t, u-1])`` unrolls to ``C + logcumsumexp(x - C)`` with
+    ``C[u] = sum_{j < u} y[t, j]``, and ``beta[t, u] = lse(z[u], y[t, u] + beta[t, u+1])`` to
+    ``rev_logcumsumexp(z + C) - C`` (``x``, ``z``: the blank arcs from frame t-1 and to frame t+1). Autograd
+    through the forward loop would cost several times more (logcumsumexp's backward is expensive), so the
+    backward is written out: d log P / d blank[t, u] = exp(alpha[t, u] + blank[t, u] + beta[t+1, u] - log P),
+    d log P / d label[t, u] = exp(alpha[t, u] + label[t, u] + beta[t, u+1] - log P).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        blank_lp: torch.Tensor,
+        label_lp: torch.Tensor,
+        logit_lengths: torch.Tensor,
+        target_lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        n, t_max, u1 = blank_lp.shape
+        blank64, label64 = blank_lp.detach().double(), label_lp.detach().double()
+        # cumulative label log-probs along u: C[t, u] = sum_{j < u} y[t, j], C[t, 0] = 0
+        cum = torch.nn.functional.pad(label64.cumsum(-1), (1, 0))  # (N, T, U + 1)
+        alphas = torch.empty_like(blank64)
+        x = torch.full((n, u1), _NEG, dtype=torch.float64, device=blank_lp.device)
+        x[:, 0] = 0.0
+        for t in range(t_max):
+            c = cum[:, t]
+            alphas[:, t] = c + torch.logcumsumexp(x - c, dim=-1)
+            x = alphas[:, t] + blank64[:, t]
+        b = torch.arange(n, device=blank_lp.device)
+        t_last, u_last = logit_lengths.long() - 1, target_lengths.long()
+        log_like = alphas[b, t_last, u_last] + blank64[b, t_last, u_last]
+        ctx.save_for_backward(blank64, label64, cum, alphas, log_like, t_last, u_last)
+        ctx.dtypes = (blank_lp.dtype, label_lp.dtype)  # type: ignore[attr-defined]
+        return -log_like
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        blank64, label64, cum, alphas, log_like, t_last, u_last = ctx.saved_tensors  # type: ignore[attr-defined]
+        n, t_max, u1 = blank64.shape
+        b = torch.arange(n, device=blank64.device)
+        # beta of the node after the last blank: log 1 at (T_n, U_n), impossible elsewhere
+        exit_row = torch.full((n, u1), _NEG, dtype=torch.float64, device=blank64.device)
+        exit_row[b, u_last] = 0.0
+        after_blank = torch.empty_like(blank64)  # blank[t, u] + beta[t + 1, u]
+        betas = torch.empty_like(blank64)
+        beta_next = torch.full((n, u1), _NEG, dtype=torch.float64, device=blank64.device)
+        for t in range(t_max - 1, -1, -1):
+            beta_next = torch.where((t_last == t)[:, None], exit_row, beta_next)
+            z = blank64[:, t] + beta_next
+            after_blank[:, t] = z
+            c = cum[:, t]
+            betas[:, t] = torch.logcumsumexp((z + c).flip(-1), dim=-1).flip(-1) - c
+            beta_next = betas[:, t]
+        norm = log_like[:, None, None]
+        occ_blank = torch.exp(alphas + after_blank - norm)  # (N, T, U + 1)
+        occ_label = torch.exp(alphas[:, :, :-1] + label64 + betas[:, :, 1:] - norm)  # (N, T, U)
+        scale = -grad_out.double()[:, None, None]  # d(-log P)
+        blank_dtype, label_dtype = ctx.dtypes  # type: ignore[attr-defined]
+        return (occ_blank * scale).to(blank_dtype), (occ_label * scale).to(label_dtype), None, None
