@@ -27,7 +27,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -265,7 +265,7 @@ def evaluate(
 ) -> dict[str, Any]:
     embedder = load_embedder() if voice_labels else None
     report: dict[str, Any] = {"model": rec.model_name, "labels": "voice" if voice_labels else "channel",
-                              "blank_penalty": rec.config.streaming.blank_penalty, "sets": {}}  # fmt: skip
+                              "search": rec.config.streaming.search_note(), "sets": {}}  # fmt: skip
     for spec in specs:
         sessions = load_set(spec, limit)
         decoded = decode_sessions(rec, sessions, batch, embedder)
@@ -324,9 +324,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{e['rtf']:.3f} |")  # fmt: skip
 
     rows += group_rows(report["sets"], row)
-    head = f"Model `{report['model']}`, speaker labels by {report['labels']}"
-    if report.get("blank_penalty"):
-        head += f", blank penalty {report['blank_penalty']}"
+    head = f"Model `{report['model']}`, speaker labels by {report['labels']}{report.get('search', '')}"
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -340,11 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--blank-penalty", type=float, default=None, help="override the checkpoint's search setting")
+    p.add_argument("--turn-bonus", type=float, default=None, help="override the checkpoint's search setting")
     a = p.parse_args(argv)
     set_num_threads(a.threads)
     model = load_model(a.model)
-    search = None if a.blank_penalty is None else replace(model.cfg.streaming, blank_penalty=a.blank_penalty)
-    rec = Recognizer(model, search)
+    rec = Recognizer(model, model.cfg.streaming.overridden(blank_penalty=a.blank_penalty, turn_bonus=a.turn_bonus))
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels)
     md = markdown(report)
     publish(report, md, a.out)

@@ -98,7 +98,8 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         + f"{m.channel_layers} channel LSTM layers tied across {m.num_channels} channel(s).",
         f"- Stateless prediction network (context {m.context_size}), joiner {m.joiner_dim}, vocabulary {m.vocab_size} "
         "(blank, a-z, space, apostrophe, <sot>, <eot>). Greedy search, 320 ms chunks"
-        + (f", blank penalty {cfg.streaming.blank_penalty}." if cfg.streaming.blank_penalty else "."),
+        + cfg.streaming.search_note()
+        + ".",
         "",
     ]
     if runs:
@@ -126,10 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
     p.add_argument("--blank-penalty", type=float, default=None, help="store this search setting with the model")
+    p.add_argument("--turn-bonus", type=float, default=None, help="store this search setting with the model")
     a = p.parse_args(argv)
     model = load_model(a.checkpoint)
-    if a.blank_penalty is not None:
-        model.cfg = replace(model.cfg, streaming=replace(model.cfg.streaming, blank_penalty=a.blank_penalty))
+    streaming = model.cfg.streaming.overridden(blank_penalty=a.blank_penalty, turn_bonus=a.turn_bonus)
+    model.cfg = replace(model.cfg, streaming=streaming)
     save_model(model, a.out)
     (a.out / "MODEL_CARD.md").write_text(card(a.out, a.run, a.bank, a.eval))
     print(f"bundled {a.checkpoint} into {a.out}")

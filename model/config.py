@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -62,9 +62,23 @@ class StreamingConfig:
     chunk_frames: int = 32  # feature frames (10 ms) per decode step: 320 ms
     max_symbols_per_frame: int = 4  # greedy search: most tokens emitted on one encoder frame
     blank_penalty: float = 0.0  # greedy search: subtracted from the blank logit (> 0: fewer deleted words)
+    turn_bonus: float = 0.0  # greedy search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
 
     def __post_init__(self) -> None:
         assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"
+
+    def overridden(self, blank_penalty: float | None = None, turn_bonus: float | None = None) -> StreamingConfig:
+        """A copy with the given search biases; None keeps a setting as it is (for command-line options)."""
+        return replace(
+            self,
+            blank_penalty=self.blank_penalty if blank_penalty is None else blank_penalty,
+            turn_bonus=self.turn_bonus if turn_bonus is None else turn_bonus,
+        )
+
+    def search_note(self) -> str:
+        """The non-default search biases in words, e.g. ``", blank penalty 0.5, turn bonus 1.0"`` (or "")."""
+        note = f", blank penalty {self.blank_penalty}" if self.blank_penalty else ""
+        return note + (f", turn bonus {self.turn_bonus}" if self.turn_bonus else "")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from model.config import StreamingConfig, StsConfig
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
-from model.search import greedy_search, init_context
+from model.search import greedy_search, init_context, search_bias
 from model.sts import StsModel
 from model.tokenizer import TOKENS
 
@@ -147,6 +147,8 @@ class Recognizer:
         self.model = model.eval()
         self.config: StsConfig = model.cfg if streaming is None else replace(model.cfg, streaming=streaming)
         self.log_mel = LogMel(self.config.features)
+        search = self.config.streaming
+        self._bias = search_bias(self.config.model.vocab_size, search.blank_penalty, search.turn_bonus)
         self._lock = threading.Lock()
 
     @classmethod
@@ -196,7 +198,7 @@ class Recognizer:
         context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in range(channels)])
         search = self.config.streaming
         emissions, context = greedy_search(
-            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, search.blank_penalty
+            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias
         )
         per_stream: list[list[TokenEvent]] = [[] for _ in streams]
         for e in emissions:
@@ -218,7 +220,7 @@ class Recognizer:
             context = init_context(self.config.model.num_channels, self.config.model.context_size)
             search = self.config.streaming
             emissions, _ = greedy_search(
-                self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, search.blank_penalty
+                self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias
             )
         return [TokenEvent(e.row, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob) for e in emissions]
 

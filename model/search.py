@@ -8,7 +8,7 @@ import torch
 
 from model.decoder import Decoder
 from model.joiner import Joiner
-from model.tokenizer import BLANK_ID
+from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,17 @@ class Emission:
     frame: int  # encoder frame index within the searched block
     token: int  # token id
     logprob: float  # log-probability of the token when emitted
+
+
+def search_bias(vocab_size: int, blank_penalty: float = 0.0, turn_bonus: float = 0.0) -> torch.Tensor | None:
+    """(V,) logit bias of the search: ``-blank_penalty`` on blank, ``+turn_bonus`` on ``<sot>`` and ``<eot>``;
+    None when both are zero (the model's own choice)."""
+    if not blank_penalty and not turn_bonus:
+        return None
+    bias = torch.zeros(vocab_size)
+    bias[BLANK_ID] = -blank_penalty
+    bias[SOT_ID] = bias[EOT_ID] = turn_bonus
+    return bias
 
 
 def init_context(rows: int, context_size: int) -> torch.Tensor:
@@ -33,14 +44,15 @@ def greedy_search(
     enc: torch.Tensor,
     context: torch.Tensor,
     max_symbols_per_frame: int,
-    blank_penalty: float = 0.0,
+    logit_bias: torch.Tensor | None = None,
 ) -> tuple[list[Emission], torch.Tensor]:
     """Greedy search over a block of frames, up to ``max_symbols_per_frame`` tokens per frame.
 
     Args:
         enc: (M, T, J) projected encoder frames of M rows.
         context: (M, context_size) last tokens of each row (blank-padded at the start of a stream).
-        blank_penalty: subtracted from the blank logit before the choice (a decode-time bias against deletions).
+        logit_bias: optional (V,) amounts added to the joiner's logits before the choice (decode-time biases,
+            e.g. against blank or for turn tokens; see :func:`search_bias`).
     Returns:
         The emissions in time order and the (M, context_size) context after the block.
     """
@@ -53,8 +65,8 @@ def greedy_search(
         active = torch.ones(m, dtype=torch.bool)
         for _ in range(max_symbols_per_frame):
             logits = joiner(enc[:, t], dec)  # (M, V)
-            if blank_penalty:
-                logits[:, BLANK_ID] -= blank_penalty
+            if logit_bias is not None:
+                logits = logits + logit_bias
             logp = torch.log_softmax(logits, dim=-1)
             best_lp, best = logp.max(dim=-1)
             emit = active & (best != BLANK_ID)

@@ -140,3 +140,16 @@ def test_blank_penalty_biases_the_search(tiny_recognizer: Recognizer, test_audio
     assert decode(-1e4) == []
     frames = len(test_audio) // 640  # 40 ms encoder frames of the 16 kHz test audio
     assert len(decode(1e4)) >= 2 * frames * search.max_symbols_per_frame - 2 * search.max_symbols_per_frame
+
+
+def test_turn_bonus_biases_the_search_towards_turn_tokens(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
+    """A huge bonus makes every emission a <sot> or <eot>; a huge negative one removes them all."""
+    search = tiny_recognizer.config.streaming
+
+    def decode(bonus: float) -> list[TokenEvent]:
+        rec = Recognizer(tiny_recognizer.model, search.overridden(turn_bonus=bonus))
+        return rec.transcribe_events(test_audio, 16000)
+
+    boosted = decode(1e4)
+    assert boosted and {e.token for e in boosted} <= {"<sot>", "<eot>"}
+    assert all(e.token not in ("<sot>", "<eot>") for e in decode(-1e4))
