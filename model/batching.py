@@ -79,12 +79,15 @@ class SpecAugment:
     time_masks_per_second: float = 0.4  # time masks per second of audio
     time_width: int = 20  # maximum frames (10 ms) per time mask
 
-    def __call__(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def __call__(self, batch: Batch, generators: Sequence[torch.Generator]) -> Batch:
+        """Masked copy of ``batch``; session ``i``'s masks come from ``generators[i]`` alone and are filled with the
+        mean of its own valid frames, so a session is augmented the same whatever batch it is in."""
         feats = batch.feats.clone()
         n, t_max, n_mels = feats.shape
-        fill = feats.mean()
-        for i in range(n):
+        assert len(generators) == n, f"{len(generators)} generators for {n} sessions"
+        for i, generator in enumerate(generators):
             t_len = int(batch.feat_lens[i])
+            fill = feats[i, :t_len].mean()
             for _ in range(self.freq_masks):
                 w = int(torch.randint(0, self.freq_width + 1, (1,), generator=generator))
                 f0 = int(torch.randint(0, max(1, n_mels - w), (1,), generator=generator))

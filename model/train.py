@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+import torch.distributed as dist
+from torch import nn
 from tqdm import tqdm
 
 from model.batching import Batch, SessionLike, SpecAugment, collate, feature_stats
@@ -53,6 +56,7 @@ class TrainConfig:
     seed: int = 0  # data and augmentation seed
     max_minutes: float = 0.0  # stop (after saving) when this much wall time has passed; 0 = no limit
     stop_at: int = 0  # stop (after saving) at this step, keeping the schedule of ``steps``; 0 = run to ``steps``
+    workers: int = 1  # processes sharing each batch (CPU data parallelism; one thread each works best)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -90,15 +94,68 @@ def dev_loss(model: StsModel, batches: list[Batch], loss_cfg: LossConfig) -> flo
 
 
 class Source(Protocol):
-    def train_batch(self, step: int, size: int) -> Sequence[SessionLike]: ...
+    def train_batch(self, step: int, indices: Sequence[int]) -> Sequence[SessionLike]:
+        """Sessions ``indices`` of step ``step``'s batch (each a function of step and index alone)."""
+        ...
+
     def dev_batches(self, size: int) -> Sequence[Sequence[SessionLike]]: ...
 
 
 def train(
     cfg: TrainConfig, data_cfg: DataConfig, loss_cfg: LossConfig, model_cfg: StsConfig, source: Source | None = None
 ) -> Path:
-    """Run (or resume) training; returns the folder of the last checkpoint."""
+    """Run (or resume) training; returns the folder of the last checkpoint.
+
+    With ``cfg.workers > 1`` that many processes (CPU, gloo) share every batch: worker ``r`` takes sessions
+    ``r, r + workers, ...`` of the step's batch, and the gradients of the whole batch's loss are summed across
+    workers before the (identical) optimizer step, so a run computes what one process would, in less time.
+    """
+    if cfg.workers <= 1:
+        return _train(cfg, data_cfg, loss_cfg, model_cfg, source)
+    assert not torch.cuda.is_available(), "workers > 1 is for CPU training (one process per core)"
+    with socket.socket() as sock:  # a free loopback port for the process group
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(
+        _worker, args=(port, cfg, data_cfg, loss_cfg, model_cfg, source), nprocs=cfg.workers, join=True
+    )
+    return Path(cfg.out) / "last"
+
+
+def _worker(
+    rank: int,
+    port: int,
+    cfg: TrainConfig,
+    data_cfg: DataConfig,
+    loss_cfg: LossConfig,
+    model_cfg: StsConfig,
+    source: Source | None,
+) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=cfg.workers)
+    try:
+        _train(cfg, data_cfg, loss_cfg, model_cfg, source, rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def _sum_across_workers(values: torch.Tensor) -> torch.Tensor:
+    """``values`` summed over every worker (itself when training in one process)."""
+    if dist.is_initialized():
+        dist.all_reduce(values)
+    return values
+
+
+def _train(
+    cfg: TrainConfig,
+    data_cfg: DataConfig,
+    loss_cfg: LossConfig,
+    model_cfg: StsConfig,
+    source: Source | None = None,
+    rank: int = 0,
+) -> Path:
+    """The training loop of one process; worker 0 (the only one by default) logs, evaluates and saves."""
     torch.set_num_threads(cfg.threads)
+    lead = rank == 0
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -112,35 +169,43 @@ def train(
         info = load_training(last, model, opt)
         step = int(info["step"])
         audio_seen = float(info.get("audio_seen", 0.0))
-        print(f"resumed from {last} at step {step}", file=sys.stderr)
-    (out / "run_config.json").write_text(
-        json.dumps({"train": asdict(cfg), "data": asdict(data_cfg), "loss": asdict(loss_cfg)}, indent=2)
-    )
+        if lead:
+            print(f"resumed from {last} at step {step}", file=sys.stderr)
+    if lead:
+        (out / "run_config.json").write_text(
+            json.dumps({"train": asdict(cfg), "data": asdict(data_cfg), "loss": asdict(loss_cfg)}, indent=2)
+        )
     log_mel = LogMel(model.cfg.features)
     source = source or SessionSource(data_cfg, seed=cfg.seed)
     channels = model.cfg.model.num_channels
-    dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)]
+    dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)] if lead else []
     if not last.exists() and resolve_init(cfg) == "scratch":
         # a new model: estimate its feature normalisation on training sessions (rng keys apart from any step's)
-        stats = [collate(source.train_batch(10**8 + i, cfg.batch_size), log_mel, channels) for i in range(8)]
+        every = range(cfg.batch_size)
+        stats = [collate(source.train_batch(10**8 + i, every), log_mel, channels) for i in range(8)]
         mean, std = feature_stats(stats)
         model.encoder.subsampling.feature_mean.copy_(mean.to(device))
         model.encoder.subsampling.feature_std.copy_(std.to(device))
-        print(f"feature normalisation from {len(stats) * cfg.batch_size} sessions", file=sys.stderr)
+        if lead:
+            print(f"feature normalisation from {len(stats) * cfg.batch_size} sessions", file=sys.stderr)
     spec = SpecAugment()
     params = sum(p.numel() for p in model.parameters())
-    print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}", file=sys.stderr)
+    if lead:
+        print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}, {cfg.workers} worker(s)",
+              file=sys.stderr)  # fmt: skip
     use_amp = device.type == "cuda"
     t_start = time.time()
     audio_seconds = 0.0
-    log = (out / "log.jsonl").open("a")
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5)
+    log = (out / "log.jsonl").open("a") if lead else None
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5, disable=not lead)
     running = 0.0
+    mine = range(rank, cfg.batch_size, cfg.workers)  # this worker's share of every batch
 
     def make_batch(at: int) -> Batch:
-        """The batch of step ``at``: simulated sessions, features and SpecAugment, all a function of ``at``."""
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + at)
-        return spec(collate(source.train_batch(at, cfg.batch_size), log_mel, channels), gen)
+        """This worker's part of step ``at``'s batch: simulated sessions, features and SpecAugment, all a function
+        of ``at`` (and the session's index in the batch)."""
+        gens = [torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 1009 + i) for i in mine]
+        return spec(collate(source.train_batch(at, mine), log_mel, channels), gens)
 
     # the next step's batch is simulated on a second thread while this step trains (numpy and torch release
     # the GIL for most of their work); batches stay a function of the step, so resuming is still exact
@@ -152,38 +217,41 @@ def train(
             pending = ahead.submit(make_batch, step + 1)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
+        size = torch.tensor([int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4, batch.audio_seconds])
+        norm_by, batch_seconds = _sum_across_workers(size.double()).tolist()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             losses = model.loss(
                 batch.feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames, loss_cfg, step
             )
-        norm_by = int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4
-        loss = losses.sum() / max(1, norm_by)
+        loss = losses.sum() / max(1.0, norm_by)  # this worker's share of the batch's loss per token+frame
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        loss_value = float(loss.detach())
+        loss_value = _reduce_gradients(model, loss.detach())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
         if math.isfinite(grad_norm):
             opt.step()
         step += 1
-        audio_seconds += batch.audio_seconds
-        audio_seen += batch.audio_seconds
+        audio_seconds += batch_seconds
+        audio_seen += batch_seconds
         running = 0.95 * running + 0.05 * loss_value if step > 1 else loss_value
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr_at(cfg, step):.2e}")
         elapsed = time.time() - t_start
-        if step % cfg.log_every == 0:
+        if log is not None and step % cfg.log_every == 0:
             rec = {"step": step, "loss": loss_value, "smoothed": running, "grad_norm": grad_norm,
                    "lr": lr_at(cfg, step), "audio_per_second": audio_seconds / max(elapsed, 1e-9),
                    "audio_seen": audio_seen}  # fmt: skip
             log.write(json.dumps(rec) + "\n")
             log.flush()
-        if step % cfg.eval_every == 0 and dev_batches:
+        if log is not None and step % cfg.eval_every == 0 and dev_batches:
             dl = dev_loss(model, [b.to(device) for b in dev_batches], loss_cfg)
             log.write(json.dumps({"step": step, "dev_loss": dl}) + "\n")
             log.flush()
             tqdm.write(f"step {step}: dev loss {dl:.4f} per token+frame")
-        stop = (cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60) or step == cfg.stop_at
-        if step % cfg.save_every == 0 or step == cfg.steps or stop:
+        # every worker stops at the same step: worker 0's clock decides
+        out_of_time = cfg.max_minutes > 0 and elapsed > cfg.max_minutes * 60 and lead
+        stop = bool(_sum_across_workers(torch.tensor([float(out_of_time)]))) or step == cfg.stop_at
+        if lead and (step % cfg.save_every == 0 or step == cfg.steps or stop):
             info = {"step": step, "seed": cfg.seed, "audio_seen": audio_seen}
             save_training(last, model, opt, info)
             save_training(out / f"step-{step}", model, opt, info)
@@ -193,11 +261,26 @@ def train(
                     f.unlink()
                 old.rmdir()
         if stop:
-            tqdm.write(f"stopping at step {step} after {elapsed / 60:.1f} minutes")
+            if lead:
+                tqdm.write(f"stopping at step {step} after {elapsed / 60:.1f} minutes")
             break
     bar.close()
     ahead.shutdown(cancel_futures=True)
     return last
+
+
+def _reduce_gradients(model: nn.Module, loss: torch.Tensor) -> float:
+    """Sum every worker's gradients (and loss shares) in one all-reduce; returns the whole batch's loss."""
+    if not dist.is_initialized():
+        return float(loss)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1).to(grads[0].dtype)])
+    dist.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+    return float(flat[-1])
 
 
 def _add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:

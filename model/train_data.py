@@ -6,6 +6,7 @@ have seen without the interruption.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +65,10 @@ class SessionSource:
         self._dev_single = sim((1, 1), "dev")
         self._dev_multi = sim((2, 3), "dev")
 
-    def train_batch(self, step: int, size: int) -> list[Any]:
+    def train_batch(self, step: int, indices: Sequence[int]) -> list[Any]:
+        """Sessions ``indices`` of step ``step``'s batch."""
         out = []
-        for i in range(size):
+        for i in indices:
             rng = np.random.default_rng([self.seed, step, i])
             single = step < self.cfg.single_until or rng.random() < self.cfg.single_fraction
             out.append(self._train[single, step < self.cfg.clean_until].sample(rng))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,8 @@ class Session:
 class FakeSource:
     """Deterministic sessions: tone bursts with two overlapping turns."""
 
-    def train_batch(self, step: int, size: int) -> list[Session]:
-        return [self._session(step * 100 + i) for i in range(size)]
+    def train_batch(self, step: int, indices: Sequence[int]) -> list[Session]:
+        return [self._session(step * 100 + i) for i in indices]
 
     def dev_batches(self, size: int) -> list[list[Session]]:
         return [[self._session(10**6 + i) for i in range(size)]]
@@ -91,3 +92,29 @@ def test_one_channel_baseline_trains(tmp_path: Path) -> None:
     )
     weights = load_file(str(last / "model.safetensors"))
     assert not any(k.startswith("encoder.separator") for k in weights)
+
+
+def run_fast(out: Path, workers: int, batch_size: int = 4) -> dict[str, torch.Tensor]:
+    """Three steps at a learning rate high enough that a difference in the gradients shows in the weights."""
+    cfg = TrainConfig(out=str(out), init="scratch", steps=3, batch_size=batch_size, lr=0.05, warmup=1,
+                      save_every=3, eval_every=100, log_every=1, threads=1, workers=workers)  # fmt: skip
+    last = train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
+    return load_file(str(last / "model.safetensors"))
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+@pytest.mark.slow
+def test_two_workers_compute_what_one_process_does(tmp_path: Path) -> None:
+    one = run_fast(tmp_path / "one", 1)
+    two = run_fast(tmp_path / "two", 2)
+    logged = [json.loads(line)["loss"] for line in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    expected = [json.loads(line)["loss"] for line in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
+    assert len(logged) == 3 and np.allclose(logged, expected, rtol=1e-5)
+    # Adam turns float noise in near-zero gradients into steps of up to ~lr / 50 here; a batch of half the
+    # sessions (what a worker would learn from alone) moves the weights by more than lr / 2
+    assert max_difference(two, one) < 2e-3
+    assert max_difference(run_fast(tmp_path / "half", 1, batch_size=2), one) > 2.5e-2
