@@ -17,6 +17,7 @@ from clients.evaluate import (
     edit_distance,
     main,
     overlap_bin,
+    sweep_score,
 )
 from model.checkpoint import random_model, save_model
 from model.config import StsConfig
@@ -88,3 +89,18 @@ def test_overlap_bins() -> None:
     assert [overlap_bin(x) for x in (0.0, 0.09, 0.1, 0.2, 0.25, 0.4, 1.0)] == [
         "overlap 0-10%", "overlap 0-10%", "overlap 10-25%", "overlap 10-25%", "overlap 25-100%", "overlap 25-100%",
         "overlap 25-100%"]  # fmt: skip
+
+
+def test_turn_bonus_sweep(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    bank = Bank(tiny_bank_root(tmp_path_factory))
+    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
+    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(2)])
+    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
+    main([str(tmp_path / "set"), "--model", str(model), "--sweep-turn-bonus=-1e4,0,2", "--out", str(tmp_path / "sw")])
+    sweep = json.loads((tmp_path / "sw.json").read_text())
+    found = {b: r["sets"][str(tmp_path / "set")]["turns"]["found"] for b, r in sweep["reports"].items()}
+    assert found["-10000"] <= 4  # no turn tokens: at most one implicit turn per channel
+    assert found["2"] > found["-10000"]
+    best = min(sweep["reports"], key=lambda b: sweep_score(sweep["reports"][b]))
+    assert sweep["best_turn_bonus"] == float(best)
+    assert f"best: {float(best):g}" in (tmp_path / "sw.md").read_text()
