@@ -18,7 +18,7 @@ class Emission:
     row: int  # row of the batch (stream x channel) that emitted it
     frame: int  # encoder frame index within the searched block
     token: int  # token id
-    logprob: float  # log-probability of the token when emitted
+    logprob: float  # the model's log-probability of the token when emitted (before any search bias)
 
 
 def search_bias(vocab_size: int, blank_penalty: float = 0.0, turn_bonus: float = 0.0) -> torch.Tensor | None:
@@ -64,11 +64,9 @@ def greedy_search(
     for t in range(t_len):
         active = torch.ones(m, dtype=torch.bool)
         for _ in range(max_symbols_per_frame):
-            logits = joiner(enc[:, t], dec)  # (M, V)
-            if logit_bias is not None:
-                logits = logits + logit_bias
-            logp = torch.log_softmax(logits, dim=-1)
-            best_lp, best = logp.max(dim=-1)
+            logp = torch.log_softmax(joiner(enc[:, t], dec), dim=-1)  # (M, V)
+            best = (logp if logit_bias is None else logp + logit_bias).argmax(dim=-1)
+            best_lp = logp.gather(1, best[:, None]).squeeze(1)  # the model's own probability, bias or not
             emit = active & (best != BLANK_ID)
             if not bool(emit.any()):
                 break
