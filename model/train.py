@@ -115,7 +115,8 @@ def train(
     """
     if cfg.workers <= 1:
         return _train(cfg, data_cfg, loss_cfg, model_cfg, source)
-    assert not torch.cuda.is_available(), "workers > 1 is for CPU training (one process per core)"
+    if torch.cuda.is_available():
+        raise ValueError("--workers > 1 is for CPU training (one process per core); on a GPU use one worker")
     with socket.socket() as sock:  # a free loopback port for the process group
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
