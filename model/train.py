@@ -221,8 +221,9 @@ def _train(
             pending = ahead.submit(make_batch, step + 1)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
-        size = torch.tensor([int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4, batch.audio_seconds])
-        norm_by, batch_seconds = _sum_across_workers(size.double()).tolist()
+        tokens = int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4
+        size = torch.tensor([tokens, batch.audio_seconds], dtype=torch.float64)  # exact counts, not float32
+        norm_by, batch_seconds = _sum_across_workers(size).tolist()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             losses = model.loss(
                 batch.feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames, loss_cfg, step
