@@ -27,6 +27,8 @@ class DataConfig:
     max_overlap: float = 0.4  # largest overlap fraction of speech in multi-speaker sessions
     noise_prob: float = 0.5  # probability of additive noise
     reverb_prob: float = 0.3  # probability of reverberation
+    speed_prob: float = 0.0  # probability that a speaker is played back 0.9-1.1 times as fast (new voices)
+    eq_prob: float = 0.0  # probability that a speaker's track passes a random equaliser (microphone, line)
     dev_sessions: int = 16  # sessions in the fixed dev batches
 
 
@@ -56,6 +58,8 @@ class SessionSource:
                 min_speakers=speakers[0], max_speakers=speakers[1], min_duration=cfg.min_seconds,
                 max_duration=cfg.max_seconds, max_overlap=cfg.max_overlap, noise_prob=0.0 if clean else cfg.noise_prob,
                 reverb_prob=0.0 if clean else cfg.reverb_prob, split=split,
+                speed_prob=cfg.speed_prob if split == "train" else 0.0,  # dev batches stay comparable across runs
+                eq_prob=cfg.eq_prob if split == "train" and not clean else 0.0,
             )  # fmt: skip
             return MeetingSimulator(sc, self.bank)
 

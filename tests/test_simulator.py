@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from model.data.meeting import (
 from model.data.simulator import MeetingSimulator, SimulatorConfig
 from model.data.text import BACKCHANNELS
 from model.data.voices import SAMPLE_RATE
+from model.train_data import DataConfig, SessionSource
 from tests.bank_fixture import tiny_bank_root
 
 SR = SAMPLE_RATE
@@ -65,34 +67,90 @@ def test_overlap_range_and_two_voices_at_most(bank: Bank) -> None:
         assert len(s.speakers) == 1 and overlap_ratio(s.turns) == 0.0
 
 
-def test_references_match_what_was_mixed(bank: Bank) -> None:
-    """Each turn is the speech of its speaker's track, exactly; outside its turns a track is silent."""
-    sim = MeetingSimulator(CLEAN, bank)
+@pytest.mark.parametrize("speed_prob", [0.0, 1.0])
+def test_references_match_what_was_mixed(bank: Bank, speed_prob: float) -> None:
+    """Each turn is the speech of its speaker's track, exactly; outside its turns a track is silent.
+    With speed perturbation the track holds the utterance resampled, and the turn its scaled extent."""
+    sim = MeetingSimulator(dataclasses.replace(CLEAN, speed_prob=speed_prob), bank)
     backchannels = 0
     for seed in range(6):
         session, tracks = sim.sample_with_sources(seed)
         np.testing.assert_allclose(sum(tracks.values()), session.audio, atol=1e-5)
         voices = session.meta["voices"]
+        speeds = session.meta.get("speeds", {})
+        assert (len(speeds) == len(tracks)) if speed_prob else not speeds, speeds
         for label, track in tracks.items():
             inside = np.zeros(len(track), dtype=bool)
+            assert 0.9 <= speeds.get(label, 1.0) <= 1.1
             for turn in [t for t in session.turns if t.speaker == label]:
                 utt = next(
                     u
                     for kind in ("sentence", "backchannel")
-                    for u in bank.utterances_of(voices[label], kind)
+                    for u in (v.with_speed(speeds.get(label, 1.0)) for v in bank.utterances_of(voices[label], kind))
                     if u.text == turn.text and abs(u.speech_duration - (turn.end - turn.start)) < 1e-4
                 )
                 backchannels += utt.kind == "backchannel"
                 offset = round((turn.start - utt.speech_start) * SR)
-                audio = utt.load()
-                seg = track[offset : offset + len(audio)]
+                # the speech extent only: the padding of a file may hold the start of the same voice's next one;
+                # the decay of its previous one may still reach in, below the bank's -40 dB speech threshold
+                lo, hi = round(utt.speech_start * SR), round(utt.speech_end * SR)
+                audio = utt.load()[lo:hi]
+                seg = track[offset + lo : offset + hi]
                 gain = float(seg @ audio / (audio @ audio))
-                assert gain > 0 and np.abs(seg - gain * audio).max() < 1e-3 * np.abs(seg).max(), turn
+                assert gain > 0 and np.abs(seg - gain * audio).max() < 0.01 * np.abs(seg).max(), turn
                 a, b = round(turn.start * SR), round(turn.end * SR)
                 assert np.sqrt(np.mean(track[a:b] ** 2)) > 0.01, turn
                 inside[max(0, a - int(0.06 * SR)) : b + int(0.06 * SR)] = True
             assert np.abs(track[~inside]).max(initial=0.0) < 0.02 * np.abs(track).max(), label
     assert backchannels > 0
+
+
+def test_speed_perturbation_scales_time_and_pitch(bank: Bank) -> None:
+    utt = bank.utterances_of(bank.voices("train")[0])[0]
+    fast = utt.with_speed(1.1)
+    audio, quick = utt.load(), fast.load()
+    assert abs(len(quick) - len(audio) / 1.1) <= 2 and abs(fast.duration - len(quick) / SR) < 1e-3
+    assert fast.speech_duration == pytest.approx(utt.speech_duration / 1.1, abs=1e-4) and fast.text == utt.text
+    assert fast.with_speed(1 / 1.1).speech_duration == pytest.approx(utt.speech_duration, abs=1e-4)
+
+    def centroid(x: np.ndarray) -> float:  # Hz, the spectrum's centre of mass
+        p = np.abs(np.fft.rfft(x)) ** 2
+        return float(np.fft.rfftfreq(len(x), 1 / SR) @ p / p.sum())
+
+    assert centroid(quick) / centroid(audio) == pytest.approx(1.1, rel=0.03)
+
+
+def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
+    plain = MeetingSimulator(CLEAN, bank)
+    coloured = MeetingSimulator(dataclasses.replace(CLEAN, eq_prob=1.0), bank)
+    for seed in range(3):
+        (a, tracks_a), (b, tracks_b) = plain.sample_with_sources(seed), coloured.sample_with_sources(seed)
+        assert a.turns == b.turns  # the equaliser is drawn after the layout and the gains
+        np.testing.assert_allclose(sum(tracks_b.values()), b.audio, atol=1e-5)
+        for label in tracks_a:
+            bands = np.linspace(0, len(tracks_a[label]) // 2, 9).astype(int)
+            spec_a, spec_b = (np.abs(np.fft.rfft(t[label])) ** 2 for t in (tracks_a, tracks_b))
+            ratio_db = [10 * np.log10(spec_b[i:j].sum() / spec_a[i:j].sum()) for i, j in itertools.pairwise(bands)]
+            assert np.ptp(ratio_db) > 1.0, ratio_db  # not just a gain
+            inside = np.zeros(len(tracks_b[label]), dtype=bool)
+            for t in b.turns:
+                if t.speaker == label:
+                    inside[max(0, round(t.start * SR) - int(0.06 * SR)) : round(t.end * SR) + int(0.06 * SR)] = True
+            track = tracks_b[label]
+            assert np.abs(track[~inside]).max(initial=0.0) < 0.02 * np.abs(track).max(), label
+
+
+def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
+    """--data-speed-prob / --data-eq-prob reach the training simulators; dev batches stay as they were."""
+    root = str(bank.root)
+    plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
+    perturbed = SessionSource(dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0))
+    train = perturbed.train_batch(0, range(4))
+    assert all(s.meta.get("speeds") for s in train)
+    assert all(not s.meta.get("speeds") for s in plain.train_batch(0, range(4)))
+    for a, b in zip(plain.dev_batches(4)[0], perturbed.dev_batches(4)[0], strict=True):
+        assert a.turns == b.turns and "speeds" not in b.meta
+        np.testing.assert_array_equal(a.audio, b.audio)
 
 
 def test_backchannels_are_short_turns_inside_others(bank: Bank) -> None:

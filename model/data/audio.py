@@ -23,6 +23,14 @@ def to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return x
 
 
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """``audio`` (num_samples,) played back ``factor`` times faster: tempo and pitch (formants too) rise by
+    ``factor``, the length becomes about ``num_samples / factor``. Resampled with soxr from an integer rate."""
+    if factor == 1.0:
+        return np.asarray(audio, dtype=np.float32)
+    return soxr.resample(audio, round(SAMPLE_RATE * factor), SAMPLE_RATE).astype(np.float32)
+
+
 def peak_normalize(audio: np.ndarray, peak: float = 0.95) -> np.ndarray:
     """Scale so that the largest magnitude is ``peak`` (silence stays silence)."""
     m = float(np.max(np.abs(audio))) if audio.size else 0.0

@@ -28,14 +28,14 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from model.data.audio import read_audio, trim_silence, write_flac
+from model.data.audio import change_speed, read_audio, trim_silence, write_flac
 from model.data.families import get_family
 from model.data.text import BACKCHANNELS, load_sentences, write_corpus
 from model.data.voices import SAMPLE_RATE, Voice, check_allowed, identity_of
@@ -64,6 +64,7 @@ class Utterance:
     duration: float  # seconds, the whole file
     sample_rate: int = SAMPLE_RATE
     kind: str = "sentence"  # "sentence" or "backchannel"
+    speed: float = 1.0  # played back this many times faster on load (model.data.audio.change_speed)
 
     @property
     def speech_duration(self) -> float:
@@ -71,7 +72,22 @@ class Utterance:
 
     def load(self) -> np.ndarray:
         """(num_samples,) float32 at 16 kHz."""
-        return read_audio(self.path)
+        return change_speed(read_audio(self.path), self.speed)
+
+    def with_speed(self, speed: float) -> Utterance:
+        """This utterance played back ``speed`` times faster (pitch and tempo), its times scaled to match."""
+        if speed == 1.0:
+            return self
+        total = self.speed * speed
+
+        def rate(f: float) -> float:  # the speed-up change_speed really applies
+            return round(SAMPLE_RATE * f) / SAMPLE_RATE
+
+        scale = rate(self.speed) / rate(total)
+        return replace(
+            self, speech_start=self.speech_start * scale, speech_end=self.speech_end * scale,
+            duration=self.duration * scale, speed=total,
+        )  # fmt: skip
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:

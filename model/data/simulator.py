@@ -10,8 +10,10 @@ Guarantees (tested in tests/test_simulator.py):
 Layout: utterances are placed one after another. The next speaker either waits for a pause after everyone
 has finished, or (while the overlap so far is below the session's target) starts before the current speaker
 ends, never before everyone else has finished. Listeners may drop a backchannel ("yeah") into a long turn.
-Then each speaker's track gets a gain and optionally a synthetic room response; noise (white, pink, babble of
-other bank voices, mains hum) is added at a random SNR and the mixture is scaled to a random peak level.
+A speaker may speak faster or slower than synthesised (resampled: tempo, pitch and formants move together, so
+a bank voice yields many). Then each speaker's track gets a gain and optionally a random equaliser and a
+synthetic room response; noise (white, pink, babble of other bank voices, mains hum) is added at a random SNR
+and the mixture is scaled to a random peak level.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class SimulatorConfig:
     rt60: tuple[float, float] = (0.15, 0.6)  # seconds, reverberation time range
     peak_level: tuple[float, float] = (0.3, 0.95)  # range of the mixture's peak magnitude
     max_tries: int = 6  # layouts drawn to land the overlap share in range before taking the closest
+    speed_prob: float = 0.0  # chance that a speaker's voice is played back faster or slower (pitch and tempo)
+    speed_range: tuple[float, float] = (0.9, 1.1)  # the speed factor of such a speaker, drawn in this range
+    eq_prob: float = 0.0  # chance that a speaker's track passes a random smooth equaliser (microphone, line)
+    eq_db: float = 6.0  # largest boost or cut of that equaliser, dB
 
     def __post_init__(self) -> None:
         assert self.split in ("train", "dev"), self.split
@@ -65,6 +71,8 @@ class SimulatorConfig:
         assert all(t in NOISE_TYPES for t in self.noise_types), self.noise_types
         assert self.snr_db[0] <= self.snr_db[1] and self.rt60[0] <= self.rt60[1], (self.snr_db, self.rt60)
         assert 0 < self.peak_level[0] <= self.peak_level[1] <= 1, self.peak_level
+        assert 0 < self.speed_range[0] <= self.speed_range[1], self.speed_range
+        assert 0 <= self.speed_prob <= 1 and 0 <= self.eq_prob <= 1, (self.speed_prob, self.eq_prob)
 
 
 @dataclass
@@ -113,17 +121,25 @@ class MeetingSimulator:
             session_id = f"sim-{cfg.split}-{int(rng.integers(2**48)):012x}"
         n = int(rng.integers(cfg.min_speakers, cfg.max_speakers + 1))
         voices = self.bank.sample_voices(rng, cfg.split, n, cfg.distinct_people)
-        placed = self._layout(rng, voices)
+        speeds = self._speeds(rng, n)
+        placed = self._layout(rng, voices, speeds)
         return self._mix(rng, session_id, voices, placed)
 
     # ------------------------------------------------------------------------------------------ layout
 
-    def _layout(self, rng: np.random.Generator, voices: list[str]) -> list[_Placed]:
+    def _speeds(self, rng: np.random.Generator, n: int) -> list[float]:
+        """Each speaker's playback speed (1.0: as synthesised); draws nothing when ``speed_prob`` is 0."""
+        cfg = self.config
+        if cfg.speed_prob <= 0:
+            return [1.0] * n
+        return [float(rng.uniform(*cfg.speed_range)) if rng.random() < cfg.speed_prob else 1.0 for _ in range(n)]
+
+    def _layout(self, rng: np.random.Generator, voices: list[str], speeds: list[float]) -> list[_Placed]:
         cfg = self.config
         best: list[_Placed] = []
         best_miss = math.inf
         for _ in range(max(1, cfg.max_tries)):
-            placed = self._layout_once(rng, voices)
+            placed = self._layout_once(rng, voices, speeds)
             if len(voices) == 1:
                 return placed
             speech, overlap, _ = activity_stats([(p.start, p.end) for p in placed])
@@ -136,20 +152,26 @@ class MeetingSimulator:
         return best
 
     def _pick(
-        self, rng: np.random.Generator, voice: str, room: float, used: set[str], kind: str = "sentence"
+        self,
+        rng: np.random.Generator,
+        voice: str,
+        room: float,
+        used: set[str],
+        kind: str = "sentence",
+        speed: float = 1.0,
     ) -> Utterance | None:
-        """A random utterance of ``voice`` not in ``used`` whose speech fits in ``room`` seconds (or None)."""
+        """A random utterance of ``voice`` at ``speed``, not in ``used``, whose speech fits in ``room`` seconds."""
         pool = self.bank.utterances_of(voice, kind)
         if not pool:
             return None
         for _ in range(8):
-            u = pool[int(rng.integers(len(pool)))]
+            u = pool[int(rng.integers(len(pool)))].with_speed(speed)
             if u.speech_duration <= room and u.utt_id not in used:
                 used.add(u.utt_id)
                 return u
         return None
 
-    def _layout_once(self, rng: np.random.Generator, voices: list[str]) -> list[_Placed]:
+    def _layout_once(self, rng: np.random.Generator, voices: list[str], speeds: list[float]) -> list[_Placed]:
         cfg = self.config
         n = len(voices)
         length = float(rng.uniform(cfg.min_duration, cfg.max_duration))
@@ -175,12 +197,13 @@ class MeetingSimulator:
             else:
                 pause = min(float(rng.exponential(cfg.pause_mean)), cfg.max_pause)
                 cursor = end_all + max(pause, 0.3 if spk == last_speaker else 0.05)
-            utt = self._pick(rng, voices[spk], length - tail - min(cursor, end_all), used)
+            utt = self._pick(rng, voices[spk], length - tail - min(cursor, end_all), used, speed=speeds[spk])
             if utt is None:
                 if placed:
                     break
                 pool = self.bank.utterances_of(voices[spk])
                 utt = min((pool[int(rng.integers(len(pool)))] for _ in range(8)), key=lambda u: u.speech_duration)
+                utt = utt.with_speed(speeds[spk])
             d = utt.speech_duration
             start = max(cursor, utt.speech_start)  # the file must not begin before the session
             if placed and spk != last_speaker and n > 1:
@@ -199,18 +222,24 @@ class MeetingSimulator:
             placed.append(_Placed(spk, utt, start, False))
             last_speaker = spk
             if n > 1 and d >= 1.5 and rng.random() < cfg.backchannel_prob:
-                self._backchannel(rng, voices, placed, placed[-1], used)
+                self._backchannel(rng, voices, speeds, placed, placed[-1], used)
         return placed
 
     def _backchannel(
-        self, rng: np.random.Generator, voices: list[str], placed: list[_Placed], turn: _Placed, used: set[str]
+        self,
+        rng: np.random.Generator,
+        voices: list[str],
+        speeds: list[float],
+        placed: list[_Placed],
+        turn: _Placed,
+        used: set[str],
     ) -> None:
         """Drop a listener's short response into ``turn`` when it keeps to two voices and the overlap cap."""
         listeners = [i for i in range(len(voices)) if i != turn.speaker and self.bank.backchannels_of(voices[i])]
         if not listeners:
             return
         spk = listeners[int(rng.integers(len(listeners)))]
-        bc = self._pick(rng, voices[spk], turn.end - turn.start - 0.5, used, "backchannel")
+        bc = self._pick(rng, voices[spk], turn.end - turn.start - 0.5, used, "backchannel", speeds[spk])
         if bc is None:
             return
         lo, hi = turn.start + 0.3, turn.end - 0.2 - bc.speech_duration
@@ -255,6 +284,13 @@ class MeetingSimulator:
             "split": cfg.split,
             "backchannels": sum(p.backchannel for p in placed),
         }
+        speeds = {labels[p.speaker]: p.utt.speed for p in placed if p.utt.speed != 1.0}
+        if speeds:
+            meta["speeds"] = speeds
+        if cfg.eq_prob > 0:
+            for i in labels:
+                if rng.random() < cfg.eq_prob:
+                    tracks[i] = _equalize(rng, tracks[i], cfg.eq_db)
         if rng.random() < cfg.reverb_prob:
             rt60 = float(rng.uniform(*cfg.rt60))
             for i in labels:
@@ -333,6 +369,20 @@ def _room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
     tail *= math.sqrt(10 ** (-drr_db / 10) / max(float(np.sum(tail**2)), 1e-12))
     tail[0] = 1.0
     return tail.astype(np.float32)
+
+
+def _equalize(rng: np.random.Generator, x: np.ndarray, max_db: float) -> np.ndarray:
+    """``x`` (num_samples,) through a random zero-phase equaliser: a smooth gain curve of +-``max_db`` dB set at
+    six log-spaced frequencies from 80 Hz to 8 kHz (interpolated in log frequency), and with chance 0.3 a band
+    limit as of a telephone or a cheap microphone (high-pass at 100-300 Hz, low-pass at 3.4-7 kHz)."""
+    size = 1 << int(math.ceil(math.log2(len(x) + SAMPLE_RATE // 10)))  # padding keeps the wrap-around off x
+    f = np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE)
+    anchors = np.log(np.geomspace(80.0, 8000.0, 6))
+    gain = 10 ** (np.interp(np.log(np.maximum(f, 1.0)), anchors, rng.uniform(-max_db, max_db, 6)) / 20)
+    if rng.random() < 0.3:
+        low, high = rng.uniform(100.0, 300.0), rng.uniform(3400.0, 7000.0)
+        gain = gain / np.sqrt(1 + (low / np.maximum(f, 1.0)) ** 4) / np.sqrt(1 + (f / high) ** 8)
+    return np.fft.irfft(np.fft.rfft(x, size) * gain, size)[: len(x)].astype(np.float32)
 
 
 def _reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:

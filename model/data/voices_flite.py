@@ -13,10 +13,9 @@ import subprocess
 import tempfile
 
 import numpy as np
-import soxr
 
-from model.data.audio import peak_normalize, read_wav_16k
-from model.data.voices import SAMPLE_RATE, Split, Voice, perturbed_voices
+from model.data.audio import change_speed, peak_normalize, read_wav_16k
+from model.data.voices import Split, Voice, perturbed_voices
 
 BASE_F0 = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # Hz, approximate
 RESAMPLE_PITCH = {"rms"}  # voices whose pitch is changed by resampling
@@ -58,7 +57,7 @@ class FliteFamily:
         finally:
             os.unlink(path)
         if resample:  # played back `pitch` times faster: pitch up, duration down by the same factor
-            audio = soxr.resample(audio, round(SAMPLE_RATE * voice.pitch), SAMPLE_RATE).astype(np.float32)
+            audio = change_speed(audio, voice.pitch)
         return peak_normalize(audio)
 
 
