@@ -47,22 +47,32 @@ def session_spans(session: Session, min_seconds: float = 1.0) -> list[tuple[str,
 
 
 def collect(
-    bank: Bank, sessions: int, seed: int, featurize: Callable[[np.ndarray], F], progress: bool = True
+    bank: Bank,
+    sessions: int,
+    seed: int,
+    featurize: Callable[[np.ndarray], F],
+    progress: bool = True,
+    speed_prob: float = 0.0,
 ) -> tuple[list[F], list[str]]:
-    """``featurize(audio)`` and the voice id of every training span (bank utterances, then meeting turns)."""
+    """``featurize(audio)`` and the voice id of every training span (bank utterances, then meeting turns).
+
+    With ``speed_prob`` a meeting speaker may be played faster or slower (pitch, formants and tempo move,
+    see :class:`SimulatorConfig`); such a speaker is a class of its own, "<voice id>@<speed>".
+    """
     feats: list[F] = []
     labels: list[str] = []
     for u in tqdm(bank.utterances("train"), disable=not progress, desc="bank utterances"):
         feats.append(featurize(u.load()))
         labels.append(u.voice_id)
-    sim = MeetingSimulator(SimulatorConfig(split="train", min_speakers=1, max_speakers=4, max_duration=40.0), bank)
+    sc = SimulatorConfig(split="train", min_speakers=1, max_speakers=4, max_duration=40.0, speed_prob=speed_prob)
+    sim = MeetingSimulator(sc, bank)
     rng = np.random.default_rng(seed)
     for _ in tqdm(range(sessions), disable=not progress, desc="simulated meetings"):
         session = sim.sample(rng)
-        voices = session.meta["voices"]
+        voices, speeds = session.meta["voices"], session.meta.get("speeds", {})
         for speaker, audio in session_spans(session):
             feats.append(featurize(audio))
-            labels.append(voices[speaker])
+            labels.append(voices[speaker] + (f"@{speeds[speaker]:.4f}" if speaker in speeds else ""))
     return feats, labels
 
 
@@ -137,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kind", choices=["stats-lda", "tdnn"], default="stats-lda")
     p.add_argument("--bank", default="data/bank")
     p.add_argument("--sessions", type=int, default=1500, help="simulated train meetings to cut spans from")
+    p.add_argument("--speed-prob", type=float, default=0.0, help="chance that a meeting speaker is sped up or down")
     p.add_argument("--dim", type=int, default=48, help="stats-lda: embedding dimensions kept by the LDA")
     p.add_argument("--steps", type=int, default=3000, help="tdnn: training steps")
     p.add_argument("--batch-size", type=int, default=48, help="tdnn: crops per step")
@@ -152,12 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     families = ", ".join(sorted({bank.family_of(v) for v in bank.voices("train")}))
     if a.kind == "stats-lda":
         cfg = SpeakerFeatureConfig()
-        stats, labels = collect(bank, a.sessions, a.seed, lambda x: speaker_statistics(x, cfg))
+        stats, labels = collect(bank, a.sessions, a.seed, lambda x: speaker_statistics(x, cfg), speed_prob=a.speed_prob)
         info = TrainingInfo(
             voices=len(set(labels)),
             segments=len(labels),
             data=f"train voices of {a.bank} ({families}): every train utterance plus the turns of "
-            f"{a.sessions} simulated train meetings (seed {a.seed})",
+            f"{a.sessions} simulated train meetings (seed {a.seed}"
+            + (f", speakers sped up or down with chance {a.speed_prob})" if a.speed_prob else ")"),
         )
         emb = SpeakerEmbedder.train(np.asarray(stats), labels, dim=a.dim, config=cfg, info=info)
         emb.save(Path(a.out))
@@ -165,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(a.threads)
         tcfg = TDNNConfig(band_mean=not a.level_only)
         featurizer = NeuralSpeakerEmbedder(TDNN(80, tcfg), tcfg)
-        frames, labels = collect(bank, a.sessions, a.seed, lambda x: featurizer.frames(x).half())
+        frames, labels = collect(
+            bank, a.sessions, a.seed, lambda x: featurizer.frames(x).half(), speed_prob=a.speed_prob
+        )
         net = train_tdnn(frames, labels, a.steps, a.batch_size, a.lr, config=tcfg, seed=a.seed)
         info = TrainingInfo(
             voices=len(set(labels)),

@@ -91,3 +91,20 @@ def test_exclusive_span() -> None:
     assert exclusive_span(0.0, 4.0, [(1.0, 2.0)]) == [(0.0, 1.0), (2.0, 4.0)]
     assert exclusive_span(0.0, 4.0, [(-1.0, 3.5)]) == [(0.0, 4.0)]  # too little left: the whole span
     assert exclusive_span(0.0, 4.0, []) == [(0.0, 4.0)]
+
+
+def test_training_spans_of_sped_up_speakers_are_classes_of_their_own(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from model.data.bank import Bank
+    from model.speaker_train import collect
+    from tests.bank_fixture import tiny_bank_root
+
+    bank = Bank(tiny_bank_root(tmp_path_factory))
+    train_voices = set(bank.voices("train"))
+    lengths, labels = collect(bank, 4, 0, len, progress=False, speed_prob=1.0)
+    utterances = len(bank.utterances("train"))
+    assert len(labels) == len(lengths) > utterances
+    assert set(labels[:utterances]) <= train_voices  # the bank utterances as synthesised
+    meeting = labels[utterances:]
+    assert all(v.partition("@")[0] in train_voices and 0.9 <= float(v.partition("@")[2]) <= 1.1 for v in meeting)
+    _, plain = collect(bank, 4, 0, len, progress=False)
+    assert set(plain) <= train_voices
