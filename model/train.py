@@ -6,7 +6,8 @@ On a CPU, ``--workers N`` runs N processes of one thread each that share every b
 second of one process on two cores); on a GPU, one process with bfloat16 autocast.
 
 Resumes exactly from ``<out>/last`` when it exists (model, optimizer, data position, RNG); otherwise starts
-from the bundled model (``--init bundled``, the default when one exists) or from scratch (``--init scratch``).
+from the bundled model (``--init bundled``, the default when one exists) or from scratch (``--init scratch``);
+only a run from scratch warms up the pruned loss (``--loss-prune-warmup``).
 Snapshots ``<out>/step-N`` are kept for checkpoint averaging (``python -m model.average``).
 """
 
@@ -183,7 +184,10 @@ def _train(
     source = source or SessionSource(data_cfg, seed=cfg.seed)
     channels = model.cfg.model.num_channels
     dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)] if lead else []
-    if not last.exists() and resolve_init(cfg) == "scratch":
+    scratch = resolve_init(cfg) == "scratch"
+    # the pruned loss places its band with the simple joiner, so it is warmed up (LossConfig.prune_warmup) only
+    # when the model starts untrained; a model that starts trained gets the final loss weights from step 0
+    if not last.exists() and scratch:
         # a new model: estimate its feature normalisation on training sessions (rng keys apart from any step's)
         every = range(cfg.batch_size)
         stats = [collate(source.train_batch(10**8 + i, every), log_mel, channels) for i in range(8)]
@@ -226,7 +230,13 @@ def _train(
         norm_by, batch_seconds = _sum_across_workers(size).tolist()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             losses = model.loss(
-                batch.feats, batch.feat_lens, batch.targets, batch.target_lens, batch.ref_frames, loss_cfg, step
+                batch.feats,
+                batch.feat_lens,
+                batch.targets,
+                batch.target_lens,
+                batch.ref_frames,
+                loss_cfg,
+                step if scratch else None,
             )
         loss = losses.sum() / max(1.0, norm_by)  # this worker's share of the batch's loss per token+frame
         opt.zero_grad(set_to_none=True)

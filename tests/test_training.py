@@ -118,3 +118,25 @@ def test_two_workers_compute_what_one_process_does(tmp_path: Path) -> None:
     # sessions (what a worker would learn from alone) moves the weights by more than lr / 2
     assert max_difference(two, one) < 2e-3
     assert max_difference(run_fast(tmp_path / "half", 1, batch_size=2), one) > 2.5e-2
+
+
+def test_only_a_model_from_scratch_warms_up_the_pruned_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that starts from a trained checkpoint uses the final simple/pruned weights from its first step."""
+    from model.sts import StsModel
+
+    seen: list[object] = []  # the step argument of each training loss (dev losses pass none)
+    original = StsModel.loss
+
+    def spy(self: StsModel, *args: object) -> torch.Tensor:
+        if len(args) == 7:
+            seen.append(args[6])
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StsModel, "loss", spy)
+    run(tmp_path / "a", 2)
+    assert seen == [0, 1]
+    seen.clear()
+    cfg = TrainConfig(out=str(tmp_path / "b"), init=str(tmp_path / "a" / "last"), steps=2, batch_size=2,
+                      save_every=2, eval_every=2, log_every=1, threads=1, warmup=1)  # fmt: skip
+    train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
+    assert seen == [None, None]
