@@ -185,8 +185,6 @@ def _train(
     channels = model.cfg.model.num_channels
     dev_batches = [collate(chunk, log_mel, channels) for chunk in source.dev_batches(cfg.batch_size)] if lead else []
     scratch = resolve_init(cfg) == "scratch"
-    # the pruned loss places its band with the simple joiner, so it is warmed up (LossConfig.prune_warmup) only
-    # when the model starts untrained; a model that starts trained gets the final loss weights from step 0
     if not last.exists() and scratch:
         # a new model: estimate its feature normalisation on training sessions (rng keys apart from any step's)
         every = range(cfg.batch_size)
@@ -228,6 +226,8 @@ def _train(
         tokens = int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4
         size = torch.tensor([tokens, batch.audio_seconds], dtype=torch.float64)  # exact counts, not float32
         norm_by, batch_seconds = _sum_across_workers(size).tolist()
+        # the pruned loss places its band with the simple joiner, so it is warmed up (LossConfig.prune_warmup) only
+        # when the model starts untrained; a model that starts trained gets the final loss weights from step 0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             losses = model.loss(
                 batch.feats,

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from model.data.audio import change_speed, read_audio, trim_silence, write_flac
+from model.data.audio import change_speed, read_audio, speed_rate, trim_silence, write_flac
 from model.data.families import get_family
 from model.data.text import BACKCHANNELS, load_sentences, write_corpus
 from model.data.voices import SAMPLE_RATE, Voice, check_allowed, identity_of
@@ -79,11 +79,7 @@ class Utterance:
         if speed == 1.0:
             return self
         total = self.speed * speed
-
-        def rate(f: float) -> float:  # the speed-up change_speed really applies
-            return round(SAMPLE_RATE * f) / SAMPLE_RATE
-
-        scale = rate(self.speed) / rate(total)
+        scale = speed_rate(self.speed) / speed_rate(total)  # the speed-ups change_speed really applies
         return replace(
             self, speech_start=self.speech_start * scale, speech_end=self.speech_end * scale,
             duration=self.duration * scale, speed=total,
