@@ -262,10 +262,18 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
 
 
 def evaluate(
-    rec: Recognizer, specs: list[str], limit: int | None = None, batch: int = 16, voice_labels: bool = True
+    rec: Recognizer,
+    specs: list[str],
+    limit: int | None = None,
+    batch: int = 16,
+    voice_labels: bool = True,
+    speaker_model: str | None = None,
 ) -> dict[str, Any]:
-    embedder = load_embedder() if voice_labels else None
-    report: dict[str, Any] = {"model": rec.model_name, "labels": "voice" if voice_labels else "channel",
+    """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
+    ``speaker_model`` (default: the bundled one), or by channel."""
+    embedder = load_embedder(speaker_model) if voice_labels else None
+    labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
+    report: dict[str, Any] = {"model": rec.model_name, "labels": labels,
                               "search": rec.config.streaming.search_note(), "sets": {}}  # fmt: skip
     for spec in specs:
         sessions = load_set(spec, limit)
@@ -365,6 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16, help="sessions decoded together")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
+    p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument("--blank-penalty", type=float, default=None, help="override the checkpoint's search setting")
     p.add_argument("--turn-bonus", type=float, default=None, help="override the checkpoint's search setting")
     p.add_argument("--sweep-turn-bonus", default=None, metavar="B1,B2,...",
@@ -378,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         publish(*sweep_turn_bonus(model, a.sets, bonuses, a.limit, a.batch), a.out)
         return
     rec = Recognizer(model, model.cfg.streaming.overridden(blank_penalty=a.blank_penalty, turn_bonus=a.turn_bonus))
-    report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels)
+    report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model)
     md = markdown(report)
     publish(report, md, a.out)
 

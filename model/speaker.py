@@ -8,14 +8,16 @@ A classic, light extractor (no neural network, numpy only at run time):
    and the pitch (autocorrelation peak of the same power spectrum, 60-400 Hz) where the frame is voiced;
 3. statistics over the span (:func:`speaker_statistics`): mean and standard deviation of the MFCCs, standard
    deviation of the deltas, mean of the MFCCs of voiced frames, log-pitch mean / spread / 10th, 50th, 90th
-   percentiles, the voiced share, and the tempo (mean log length of voiced and of unvoiced runs);
+   percentiles, the voiced share, and the tempo (mean log length of voiced and of unvoiced runs); optionally
+   (``ubm``) the mean supervector of the MFCC frames under a mixture of broad sound classes
+   (:class:`model.speaker_gmm.DiagonalGMM`), which compares like sounds with like;
 4. the projection (:class:`SpeakerEmbedder`): standardise, LDA (trained on the train voices of the voice bank,
    cut from simulated meetings so that noise, reverberation and overlap are in the training data), then
    length-normalise. Two spans are the same speaker when the cosine of their embeddings is high.
 
-Saved as ``speaker.safetensors`` (``mean``, ``scale``, ``projection``) + ``speaker.json`` (feature config,
-dimensions, training facts). The neural alternative, same contract (:class:`Embedder`), is
-``model.speaker_net``; :func:`load_embedder` loads either kind, by default the bundled one from
+Saved as ``speaker.safetensors`` (``mean``, ``scale``, ``projection``, and ``ubm_*`` with a mixture) +
+``speaker.json`` (feature config, dimensions, training facts). The neural alternative, same contract
+(:class:`Embedder`), is ``model.speaker_net``; :func:`load_embedder` loads either kind, by default the bundled one from
 ``model/pretrained_speaker/``.
 """
 
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from model.speaker_gmm import DiagonalGMM
 
 SAMPLE_RATE = 16000
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained_speaker"
@@ -143,15 +147,25 @@ def frame_features(samples: np.ndarray, cfg: SpeakerFeatureConfig) -> tuple[np.n
     return mfcc, f0
 
 
-def speaker_statistics(samples: np.ndarray, cfg: SpeakerFeatureConfig | None = None) -> np.ndarray:
-    """Fixed-length statistics of a span: (cfg.stats_dim,) float64 (see the module docstring).
+def speaker_statistics(
+    samples: np.ndarray, cfg: SpeakerFeatureConfig | None = None, ubm: DiagonalGMM | None = None
+) -> np.ndarray:
+    """Fixed-length statistics of a span: (cfg.stats_dim [+ ubm.supervector_dim],) float64 (see the module
+    docstring); with a ``ubm``, its mean supervector of the span's MFCC frames follows.
 
     Spans with no speech frame give zeros; very short ones are padded by repetition.
     """
     cfg = cfg or SpeakerFeatureConfig()
-    mfcc, f0 = frame_features(samples, cfg)
+    return span_statistics(*frame_features(samples, cfg), cfg, ubm)
+
+
+def span_statistics(
+    mfcc: np.ndarray, f0: np.ndarray, cfg: SpeakerFeatureConfig, ubm: DiagonalGMM | None = None
+) -> np.ndarray:
+    """:func:`speaker_statistics` of a span's speech frames: mfcc (T, n_mfcc) and f0 (T,) of :func:`frame_features`."""
+    extra = ubm.supervector(mfcc) if ubm is not None else np.zeros(0)
     if len(mfcc) == 0:
-        return np.zeros(cfg.stats_dim)
+        return np.zeros(cfg.stats_dim + len(extra))
     if len(mfcc) < cfg.min_frames:
         reps = int(math.ceil(cfg.min_frames / len(mfcc)))
         mfcc, f0 = np.tile(mfcc, (reps, 1)), np.tile(f0, reps)
@@ -170,7 +184,7 @@ def speaker_statistics(samples: np.ndarray, cfg: SpeakerFeatureConfig | None = N
     runs = np.diff(np.concatenate([[0], edges, [len(voiced)]]))
     kinds = voiced[np.concatenate([[0], edges])]
     tempo = [math.log(float(runs[kinds == k].mean())) if (kinds == k).any() else 0.0 for k in (True, False)]
-    return np.concatenate([mfcc.mean(0), mfcc.std(0), delta.std(0), voiced_mean, pitch, [voiced.mean()], tempo])
+    return np.concatenate([mfcc.mean(0), mfcc.std(0), delta.std(0), voiced_mean, pitch, [voiced.mean()], tempo, extra])
 
 
 # --------------------------------------------------------------------------------------------- projection
@@ -184,15 +198,18 @@ class TrainingInfo:
     segments: int = 0  # training spans
     data: str = ""  # what the spans were cut from
     scores: dict[str, Any] | None = None  # dev measures, filled in by the evaluation
+    clustering: dict[str, float] | None = None  # thresholds tuned for these embeddings (speaker_eval --save-tuned)
 
 
 class SpeakerEmbedder:
     """Statistics -> standardise -> LDA -> unit vector.
 
     Args:
-        mean, scale: (D,) standardisation of the statistics (D = ``config.stats_dim``).
+        mean, scale: (D,) standardisation of the statistics (D = ``config.stats_dim``, plus
+            ``ubm.supervector_dim`` with a ``ubm``).
         projection: (D, E) LDA directions, whitened within speakers.
         config: the feature configuration the projection was trained with.
+        ubm: optional mixture over MFCC frames whose mean supervector extends the statistics.
     """
 
     def __init__(
@@ -202,9 +219,11 @@ class SpeakerEmbedder:
         projection: np.ndarray,
         config: SpeakerFeatureConfig | None = None,
         info: TrainingInfo | None = None,
+        ubm: DiagonalGMM | None = None,
     ) -> None:
         self.config = config or SpeakerFeatureConfig()
-        d = self.config.stats_dim
+        self.ubm = ubm
+        d = self.config.stats_dim + (ubm.supervector_dim if ubm is not None else 0)
         assert mean.shape == (d,) and scale.shape == (d,), (mean.shape, scale.shape, d)
         assert projection.ndim == 2 and projection.shape[0] == d, (projection.shape, d)
         self.mean = mean.astype(np.float64)
@@ -224,7 +243,7 @@ class SpeakerEmbedder:
     def embed(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """(E,) float32 unit-length embedding of a span of audio (N,) at ``sample_rate`` (must be 16 kHz)."""
         assert sample_rate == self.config.sample_rate, f"resample to {self.config.sample_rate} Hz, got {sample_rate}"
-        return self.project(speaker_statistics(samples, self.config))
+        return self.project(speaker_statistics(samples, self.config, self.ubm))
 
     # -- training ------------------------------------------------------------------------------------
     @classmethod
@@ -236,8 +255,10 @@ class SpeakerEmbedder:
         config: SpeakerFeatureConfig | None = None,
         shrinkage: float = 0.05,
         info: TrainingInfo | None = None,
+        ubm: DiagonalGMM | None = None,
     ) -> SpeakerEmbedder:
-        """LDA on (M, D) statistics with a speaker label per row; keeps the ``dim`` best directions.
+        """LDA on (M, D) statistics (computed with ``ubm`` if given) with a speaker label per row; keeps the
+        ``dim`` best directions.
 
         The within-speaker scatter is shrunk towards its diagonal by ``shrinkage`` for stability.
         """
@@ -266,7 +287,7 @@ class SpeakerEmbedder:
         eb, vb = np.linalg.eigh(white.T @ sb @ white)
         order = np.argsort(eb)[::-1][:dim]
         projection = white @ vb[:, order]
-        return cls(mean, scale, projection, config, info)
+        return cls(mean, scale, projection, config, info, ubm)
 
     # -- files ---------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -276,9 +297,13 @@ class SpeakerEmbedder:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": self.mean, "scale": self.scale, "projection": self.projection}
+        ubm: dict[str, Any] = {}
+        if self.ubm is not None:
+            tensors.update(ubm_weights=self.ubm.weights, ubm_means=self.ubm.means, ubm_variances=self.ubm.variances)
+            ubm = {"ubm_components": self.ubm.components, "ubm_relevance": self.ubm.relevance}
         save_file({k: v.astype(np.float32) for k, v in tensors.items()}, str(directory / WEIGHTS_FILE))
         write_config(directory, "stats-lda", self.info, feature_config=asdict(self.config),
-                     stats_dim=self.config.stats_dim, embedding_dim=self.dim)  # fmt: skip
+                     stats_dim=len(self.mean), embedding_dim=self.dim, **ubm)  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | Path) -> SpeakerEmbedder:
@@ -288,13 +313,27 @@ class SpeakerEmbedder:
         directory = Path(directory)
         meta, info = read_config(directory, "stats-lda")
         t = load_file(str(directory / WEIGHTS_FILE))
-        return cls(t["mean"], t["scale"], t["projection"], SpeakerFeatureConfig(**meta["feature_config"]), info)
+        ubm = None
+        if meta.get("ubm_components"):
+            f64 = {k: t[k].astype(np.float64) for k in ("ubm_weights", "ubm_means", "ubm_variances")}
+            ubm = DiagonalGMM(f64["ubm_weights"], f64["ubm_means"], f64["ubm_variances"], meta["ubm_relevance"])
+        config = SpeakerFeatureConfig(**meta["feature_config"])
+        return cls(t["mean"], t["scale"], t["projection"], config, info, ubm)
 
 
 def write_config(directory: Path, kind: str, info: TrainingInfo, **fields: Any) -> None:
     """Write ``speaker.json``: the embedder's ``kind``, its own ``fields`` and the training facts."""
     meta = {"kind": kind, **fields, "training": asdict(info)}
     (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def save_clustering(directory: str | Path, clustering: dict[str, float]) -> None:
+    """Store the clustering thresholds tuned for the embedder in ``directory`` (``training.clustering`` of its
+    ``speaker.json``), where :func:`model.speaker_cluster.clusterer_config` finds them."""
+    path = Path(directory) / CONFIG_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta.setdefault("training", {})["clustering"] = dict(clustering)
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def read_config(directory: Path, kind: str | None = None) -> tuple[dict[str, Any], TrainingInfo]:

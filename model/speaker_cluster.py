@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,22 @@ class ClustererConfig:
 
     def __post_init__(self) -> None:
         assert -1.0 <= self.threshold <= 1.0, f"threshold is a cosine, got {self.threshold}"
+        assert -1.0 <= self.merge_threshold, (
+            f"merge_threshold is a cosine (> 1: never merge), got {self.merge_threshold}"
+        )
         assert self.max_speakers is None or self.max_speakers >= 1, f"max_speakers {self.max_speakers}"
         assert self.max_weight_seconds > 0, self.max_weight_seconds
+
+
+TUNABLE = ("threshold", "merge_threshold", "min_new_seconds")  # the knobs a tuning may store with an embedder
+
+
+def clusterer_config(tuned: dict[str, float] | None = None, **overrides: Any) -> ClustererConfig:
+    """The clustering policy for an embedder: the defaults, then the thresholds tuned for its embeddings
+    (``embedder.info.clustering``: the cosine scale differs from one projection to another), then ``overrides``
+    (e.g. the client's ``max_speakers``)."""
+    known = {k: float(v) for k, v in (tuned or {}).items() if k in TUNABLE}
+    return ClustererConfig(**{**known, **overrides})
 
 
 @dataclass

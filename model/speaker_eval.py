@@ -37,8 +37,8 @@ import numpy as np
 from model.data.meeting import EvalSession, Session, family_of, read_eval_set
 from model.heat import assign_channels_heat
 from model.report import group_rows, publish
-from model.speaker import Embedder, cut, exclusive_span, load_embedder
-from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
+from model.speaker import PRETRAINED_DIR, Embedder, cut, exclusive_span, load_embedder, save_clustering
+from model.speaker_cluster import TUNABLE, ClustererConfig, OnlineSpeakerClusterer, clusterer_config
 
 FRAME = 0.01  # seconds per DER frame
 
@@ -309,16 +309,19 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sets", nargs="+", help="session-set folders, DIR or DIR:SUBSET")
     p.add_argument("--speaker-model", default=None, help="projection folder (default: the bundled one)")
-    p.add_argument("--threshold", type=float, default=None, help="clustering threshold (default: the config's)")
+    p.add_argument("--threshold", type=float, default=None, help="clustering threshold (default: the tuned one)")
     p.add_argument("--min-new-seconds", type=float, default=None)
     p.add_argument("--max-speakers-hint", action="store_true", help="give each session its true speaker count")
     p.add_argument("--merge-threshold", type=float, default=None, help="revision merge threshold")
     p.add_argument("--tune", type=int, default=0, help="tune the thresholds on this many simulated dev meetings")
+    p.add_argument("--save-tuned", action="store_true", help="store the tuned thresholds with the speaker model")
     p.add_argument("--bank", default=None, help="also report pair EER over this bank's dev utterances")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     a = p.parse_args(argv)
+    if a.save_tuned and not a.tune:
+        p.error("--save-tuned stores what --tune finds: give --tune N")
     embedder = load_embedder(a.speaker_model)
-    cfg = ClustererConfig()
+    cfg = clusterer_config(embedder.info.clustering)
     if a.threshold is not None:
         cfg = replace(cfg, threshold=a.threshold)
     if a.min_new_seconds is not None:
@@ -332,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
         report["tuning"] = rows
         tried = [f"{r['threshold']:.2f}/{r['merge_threshold']:.1f}:{100 * r['cp_wer']:.1f}%" for r in rows]
         print("tuning (threshold/merge: cpWER): " + ", ".join(tried), file=sys.stderr)
+        if a.save_tuned:
+            save_clustering(a.speaker_model or PRETRAINED_DIR, {k: getattr(cfg, k) for k in TUNABLE})
     report["clusterer"] = {"threshold": cfg.threshold, "min_new_seconds": cfg.min_new_seconds,
                            "merge_threshold": cfg.merge_threshold}  # fmt: skip
     t0 = time.process_time()

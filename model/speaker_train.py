@@ -7,6 +7,7 @@ enough of it (:func:`model.speaker.exclusive_span`); plus the clean bank utteran
 Dev voices are never seen.
 
     python -m model.speaker_train --kind stats-lda --sessions 1500 --out model/pretrained_speaker   # 3 CPU min
+    python -m model.speaker_train --kind stats-lda --ubm 64 --out exp/speaker_ubm   # + a 64-Gaussian mixture, 5 min
     python -m model.speaker_train --kind tdnn --sessions 1000 --steps 3000 --out exp/speaker_tdnn  # ~30 CPU min
 
 The TDNN learns with an additive-margin softmax over the voices (scale 30, margin ramped to 0.2 over the first
@@ -30,7 +31,16 @@ from tqdm import tqdm
 from model.data.bank import Bank
 from model.data.meeting import Session
 from model.data.simulator import MeetingSimulator, SimulatorConfig
-from model.speaker import SpeakerEmbedder, SpeakerFeatureConfig, TrainingInfo, cut, exclusive_span, speaker_statistics
+from model.speaker import (
+    SpeakerEmbedder,
+    SpeakerFeatureConfig,
+    TrainingInfo,
+    cut,
+    exclusive_span,
+    frame_features,
+    span_statistics,
+)
+from model.speaker_gmm import DiagonalGMM
 from model.speaker_net import TDNN, NeuralSpeakerEmbedder, TDNNConfig
 
 log = logging.getLogger(__name__)
@@ -74,6 +84,12 @@ def collect(
             feats.append(featurize(audio))
             labels.append(voices[speaker] + (f"@{speeds[speaker]:.4f}" if speaker in speeds else ""))
     return feats, labels
+
+
+def _frames32(samples: np.ndarray, cfg: SpeakerFeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`frame_features` of a span, stored as float32 (the frames of every span are kept in memory)."""
+    mfcc, f0 = frame_features(samples, cfg)
+    return mfcc.astype(np.float32), f0.astype(np.float32)
 
 
 def train_tdnn(
@@ -149,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sessions", type=int, default=1500, help="simulated train meetings to cut spans from")
     p.add_argument("--speed-prob", type=float, default=0.0, help="chance that a meeting speaker is sped up or down")
     p.add_argument("--dim", type=int, default=48, help="stats-lda: embedding dimensions kept by the LDA")
+    p.add_argument("--ubm", type=int, default=0, help="stats-lda: add the mean supervector of a mixture of this many")
+    p.add_argument("--ubm-frames", type=int, default=200_000, help="stats-lda: speech frames the mixture is fit on")
     p.add_argument("--steps", type=int, default=3000, help="tdnn: training steps")
     p.add_argument("--batch-size", type=int, default=48, help="tdnn: crops per step")
     p.add_argument("--lr", type=float, default=2e-3, help="tdnn: peak learning rate")
@@ -163,15 +181,23 @@ def main(argv: list[str] | None = None) -> None:
     families = ", ".join(sorted({bank.family_of(v) for v in bank.voices("train")}))
     if a.kind == "stats-lda":
         cfg = SpeakerFeatureConfig()
-        stats, labels = collect(bank, a.sessions, a.seed, lambda x: speaker_statistics(x, cfg), speed_prob=a.speed_prob)
+        spans, labels = collect(bank, a.sessions, a.seed, lambda x: _frames32(x, cfg), speed_prob=a.speed_prob)
+        ubm = None
+        if a.ubm:
+            pool = np.concatenate([m for m, _ in spans])
+            rng = np.random.default_rng(a.seed)
+            sample = pool[rng.choice(len(pool), min(len(pool), a.ubm_frames), replace=False)]
+            ubm = DiagonalGMM.fit(sample, a.ubm, rng)
+        stats = [span_statistics(m.astype(np.float64), f0.astype(np.float64), cfg, ubm) for m, f0 in spans]
         info = TrainingInfo(
             voices=len(set(labels)),
             segments=len(labels),
             data=f"train voices of {a.bank} ({families}): every train utterance plus the turns of "
             f"{a.sessions} simulated train meetings (seed {a.seed}"
-            + (f", speakers sped up or down with chance {a.speed_prob})" if a.speed_prob else ")"),
+            + (f", speakers sped up or down with chance {a.speed_prob})" if a.speed_prob else ")")
+            + (f"; mean supervector of a {a.ubm}-Gaussian mixture fit on {len(sample)} speech frames" if a.ubm else ""),
         )
-        emb = SpeakerEmbedder.train(np.asarray(stats), labels, dim=a.dim, config=cfg, info=info)
+        emb = SpeakerEmbedder.train(np.asarray(stats), labels, dim=a.dim, config=cfg, info=info, ubm=ubm)
         emb.save(Path(a.out))
     else:
         torch.set_num_threads(a.threads)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from model.speaker import SAMPLE_RATE, Embedder, exclusive_span
-from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer
+from model.speaker_cluster import ClustererConfig, OnlineSpeakerClusterer, clusterer_config
 from service.schemas import Turn
 from service.turns import ChannelLabeller, OpenSpan, SpeakerLabeller
 
@@ -42,7 +42,7 @@ def make_labeller(embedder: Embedder | None, max_speakers: int | None = None) ->
     """A :class:`VoiceLabeller` when a speaker embedder is loaded, else the provisional channel labeller."""
     if embedder is None:
         return ChannelLabeller()
-    return VoiceLabeller(embedder, ClustererConfig(max_speakers=max_speakers))
+    return VoiceLabeller(embedder, clusterer_config(embedder.info.clustering, max_speakers=max_speakers))
 
 
 DEFAULT_BUFFER_SECONDS = 120.0  # audio kept for cutting turns: longer than a turn (30 s) plus decode delay
@@ -106,7 +106,7 @@ class VoiceLabeller:
         buffer_seconds: float = DEFAULT_BUFFER_SECONDS,
     ) -> None:
         self.embedder = embedder
-        self.clusterer = OnlineSpeakerClusterer(config or ClustererConfig())
+        self.clusterer = OnlineSpeakerClusterer(config or clusterer_config(embedder.info.clustering))
         self.ring = AudioRing(buffer_seconds)
         self.buffer_seconds = buffer_seconds
         self._rate: int | None = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from model.speaker import SAMPLE_RATE, SpeakerEmbedder, SpeakerFeatureConfig, TrainingInfo, speaker_statistics
-from model.speaker_cluster import ClustererConfig
+from model.speaker_cluster import ClustererConfig, clusterer_config
 from service.schemas import Turn, Word
-from service.speakers import AudioRing, VoiceLabeller
+from service.speakers import AudioRing, VoiceLabeller, make_labeller
 
 
 def _buzz(f0: float, seconds: float, seed: int) -> np.ndarray:
@@ -107,3 +107,26 @@ def test_revise_reports_only_the_turns_that_change() -> None:
     assert [lab.label(_turn(t, 0, s, e)) for t, s, e, _ in spans] == ["S1", "S1", "S2", "S2"]
     assert lab.revise() == {"t2": "S2"}
     assert lab.label(_turn("t2", 0, 10.5, 11.5)) == "S1"  # what was sent live stays as it was
+
+
+def test_the_thresholds_tuned_for_an_embedder_decide_its_labels() -> None:
+    """Two turns at cosine 0.55: one speaker under a tuned threshold of 0.3, two under 0.7 (make_labeller reads
+    the thresholds stored with the embedder; the client's max_speakers still applies on top)."""
+    a, b = np.eye(3)[1], np.eye(3)[2]
+    table = np.stack([np.zeros(3), a, 0.55 * a + np.sqrt(1 - 0.55**2) * b])
+    audio = np.zeros(int(6 * SAMPLE_RATE), np.float32)
+    audio[: 2 * SAMPLE_RATE] = 0.1
+    audio[3 * SAMPLE_RATE : 5 * SAMPLE_RATE] = 0.2
+    turns = [_turn("t1", 0, 0.0, 2.0), _turn("t2", 1, 3.0, 5.0)]
+
+    def labels(tuned: dict[str, float], max_speakers: int | None = None) -> list[str]:
+        emb = _TableEmbedder(table)
+        emb.info = TrainingInfo(clustering=tuned)
+        lab = make_labeller(emb, max_speakers)
+        lab.accept_waveform(SAMPLE_RATE, audio)
+        return [lab.label(t) for t in turns]
+
+    assert labels({"threshold": 0.3, "min_new_seconds": 0.0}) == ["S1", "S1"]
+    assert labels({"threshold": 0.7, "min_new_seconds": 0.0}) == ["S1", "S2"]
+    assert labels({"threshold": 0.7, "min_new_seconds": 0.0}, max_speakers=1) == ["S1", "S1"]
+    assert clusterer_config({"threshold": 0.7, "unknown": 1.0}) == ClustererConfig(threshold=0.7)
