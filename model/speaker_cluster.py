@@ -38,7 +38,8 @@ NEW = ""  # stands for "a new speaker" among the candidates
 
 @dataclass(frozen=True)
 class ClustererConfig:
-    """The clustering policy's knobs (defaults tuned on simulated dev meetings, see model.speaker_eval)."""
+    """The clustering policy's knobs. The thresholds here are fallbacks: an embedder carries the ones tuned for
+    its embeddings (``model.speaker_eval --tune N --save-tuned``), see :func:`clusterer_config`."""
 
     threshold: float = 0.4  # cosine to a centroid at which joining it scores the same as a new speaker
     min_new_seconds: float = 1.0  # turns shorter than this join a known speaker when one is allowed
