@@ -64,7 +64,7 @@ class DiagonalGMM:
 
     def supervector(self, x: np.ndarray) -> np.ndarray:
         """(T, D) frames of one span -> (K * D,) MAP mean offsets, scaled so that the Euclidean distance of two
-        supervectors approximates the KL divergence of the two adapted mixtures:
+        supervectors bounds the KL divergence of the two adapted mixtures (Campbell et al.):
         sqrt(w_k) * (F_k - N_k * mean_k) / ((N_k + relevance) * std_k), with N_k, F_k the zeroth and first order
         statistics of component k. A span with no frame gives zeros (the prior)."""
         x = np.asarray(x, dtype=np.float64)
