@@ -335,10 +335,9 @@ def main(argv: list[str] | None = None) -> None:
         report["tuning"] = rows
         tried = [f"{r['threshold']:.2f}/{r['merge_threshold']:.1f}:{100 * r['cp_wer']:.1f}%" for r in rows]
         print("tuning (threshold/merge: cpWER): " + ", ".join(tried), file=sys.stderr)
-        if a.save_tuned:
-            save_clustering(a.speaker_model or PRETRAINED_DIR, {k: getattr(cfg, k) for k in TUNABLE})
-    report["clusterer"] = {"threshold": cfg.threshold, "min_new_seconds": cfg.min_new_seconds,
-                           "merge_threshold": cfg.merge_threshold}  # fmt: skip
+    report["clusterer"] = {k: getattr(cfg, k) for k in TUNABLE}
+    if a.save_tuned:
+        save_clustering(a.speaker_model or PRETRAINED_DIR, report["clusterer"])
     t0 = time.process_time()
     audio = 0.0
     for spec in a.sets:
