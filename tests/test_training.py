@@ -94,6 +94,38 @@ def test_one_channel_baseline_trains(tmp_path: Path) -> None:
     assert not any(k.startswith("encoder.separator") for k in weights)
 
 
+def test_baseline_warm_started_from_sts_keeps_its_weights_and_trains(tmp_path: Path) -> None:
+    from model.baseline import without_separator
+    from model.checkpoint import random_model, save_model
+    from model.encoder import init_state
+
+    sts = random_model(StsConfig.tiny(), seed=3)
+    base = without_separator(sts)
+    assert base.cfg.model.num_channels == 1
+    kept = base.state_dict()
+    for k, v in sts.state_dict().items():
+        if k.startswith(("encoder.separator.", "encoder.masks.")):
+            assert k not in kept
+        else:
+            torch.testing.assert_close(kept[k], v, rtol=0, atol=0, msg=k)
+    # the one channel is the source's channel encoder run on the unmasked mixture encoding
+    feats = torch.randn(2, 24, sts.cfg.features.n_mels)
+    enc = sts.encoder
+    y, _ = enc.subsampling(feats, init_state(sts.cfg.model, 2).conv)
+    mix = enc.mixture(y)[0] + y
+    expected = enc.channel(mix)[0] + mix
+    got, _ = base.encoder(feats, init_state(base.cfg.model, 2))
+    torch.testing.assert_close(got, expected)
+    # and training continues from the derived checkpoint
+    save_model(base, tmp_path / "base")
+    cfg = TrainConfig(out=str(tmp_path / "b2"), init=str(tmp_path / "base"), steps=1, batch_size=2, save_every=1,
+                      eval_every=1, threads=1, warmup=1)  # fmt: skip
+    last = train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
+    trained = load_file(str(last / "model.safetensors"))
+    assert trained.keys() == kept.keys()
+    assert any(not torch.equal(trained[k], kept[k]) for k in kept), "training changed nothing"
+
+
 def run_fast(out: Path, workers: int, batch_size: int = 4) -> dict[str, torch.Tensor]:
     """Three steps at a learning rate high enough that a difference in the gradients shows in the weights."""
     cfg = TrainConfig(out=str(out), init="scratch", steps=3, batch_size=batch_size, lr=0.05, warmup=1,
