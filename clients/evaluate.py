@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import sys
 import time
 from collections import defaultdict
@@ -32,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from model.checkpoint import load_model
+from model.char_lm import CharNgram
+from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
 from model.data.meeting import read_eval_set
 from model.recognizer import Recognizer, set_num_threads
 from model.report import group_rows, publish
 from model.speaker import Embedder, load_embedder
-from model.sts import StsModel
 from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
@@ -344,24 +345,42 @@ def sweep_score(report: dict[str, Any]) -> float:
     return sum(rates) / max(1, len(rates))
 
 
-def sweep_turn_bonus(
-    model: StsModel, specs: list[str], bonuses: list[float], limit: int | None = None, batch: int = 16
+def sweep_search(
+    rec: Recognizer, specs: list[str], grid: dict[str, list[float]], limit: int | None = None, batch: int = 16
 ) -> tuple[dict[str, Any], str]:
-    """Evaluate ``specs`` at each turn bonus; returns the reports (and the best bonus: the lowest
-    :func:`sweep_score`) and a Markdown table (per set: ORC-WER / cpWER / turns found per reference turn)."""
-    rows, best = [], (float("inf"), 0.0)
-    reports: dict[str, Any] = {}
-    for bonus in bonuses:
-        report = evaluate(Recognizer(model, model.cfg.streaming.overridden(turn_bonus=bonus)), specs, limit, batch)
-        reports[f"{bonus:g}"] = report
+    """Evaluate ``specs`` at every combination of the search settings in ``grid`` (name -> values, names from
+    :data:`SEARCH_SETTINGS`); returns the reports with the best combination (the lowest :func:`sweep_score`) and a
+    Markdown table (per set: ORC-WER / cpWER / turns found per reference turn)."""
+    names = list(grid)
+    rows, reports = [], {}
+    best: tuple[float, dict[str, float]] = (float("inf"), {})
+    for values in itertools.product(*(grid[n] for n in names)):
+        setting = dict(zip(names, values, strict=True))
+        report = evaluate(rec.with_search(rec.config.streaming.overridden(**setting)), specs, limit, batch)
+        reports[",".join(f"{n}={v:g}" for n, v in setting.items())] = report
         cells = [f"{100 * e['orc_wer']['rate']:.1f} / {100 * e['cp_wer']['rate']:.1f} / {e['turns']['ratio']:.2f}"
                  for e in report["sets"].values()]  # fmt: skip
         score = sweep_score(report)
-        rows.append(f"| {bonus:g} | " + " | ".join(cells) + f" | {100 * score:.1f} |")
-        best = min(best, (score, bonus))
-    head = [f"Model `{model.cfg.name}`, turn bonus sweep; best: {best[1]:g}", "",
-            "| turn bonus | " + " | ".join(specs) + " | score |", "|---" * (len(specs) + 2) + "|"]  # fmt: skip
-    return {"model": model.cfg.name, "best_turn_bonus": best[1], "reports": reports}, "\n".join(head + rows) + "\n"
+        rows.append("| " + " | ".join(f"{v:g}" for v in values) + " | " + " | ".join(cells) + f" | {100 * score:.1f} |")
+        if score < best[0]:
+            best = (score, setting)
+    best_text = ", ".join(f"{n.replace('_', ' ')} {v:g}" for n, v in best[1].items())
+    head = [f"Model `{rec.model_name}`, search sweep; best: {best_text}", "",
+            "| " + " | ".join(n.replace("_", " ") for n in names) + " | " + " | ".join(specs) + " | score |",
+            "|---" * (len(names) + len(specs) + 1) + "|"]  # fmt: skip
+    return {"model": rec.model_name, "best": best[1], "reports": reports}, "\n".join(head + rows) + "\n"
+
+
+def parse_sweep(items: list[str]) -> dict[str, list[float]]:
+    """``["turn_bonus=0,0.5", "lm_weight=0.2,0.4"]`` -> {name: values}; names must be search settings."""
+    grid = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in SEARCH_SETTINGS or not values:
+            raise SystemExit(f"--sweep wants NAME=V1,V2,... with NAME one of {', '.join(SEARCH_SETTINGS)}: {item!r}")
+        grid[name] = [float(v) for v in values.split(",")]
+    return grid
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -374,19 +393,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
-    p.add_argument("--blank-penalty", type=float, default=None, help="override the checkpoint's search setting")
-    p.add_argument("--turn-bonus", type=float, default=None, help="override the checkpoint's search setting")
-    p.add_argument("--sweep-turn-bonus", default=None, metavar="B1,B2,...",
-                   help="evaluate at each turn bonus and report the best (cells: ORC-WER / cpWER / turns per "
-                   "reference turn; score: mean of (ORC-WER + cpWER) / 2); tune on sets you do not report")  # fmt: skip
+    add_search_options(p, "override the checkpoint's search setting")
+    p.add_argument("--lm", default=None, help="folder of the character LM to fuse (default: the model's own)")
+    p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="evaluate at each value (repeat for a grid) and report the best (cells: ORC-WER / cpWER / "
+                   "turns per reference turn; score: mean of (ORC-WER + cpWER) / 2); tune on sets you do not "
+                   "report")  # fmt: skip
     a = p.parse_args(argv)
     set_num_threads(a.threads)
-    model = load_model(a.model)
-    if a.sweep_turn_bonus:
-        bonuses = [float(b) for b in a.sweep_turn_bonus.split(",")]
-        publish(*sweep_turn_bonus(model, a.sets, bonuses, a.limit, a.batch), a.out)
+    base = Recognizer.from_pretrained(a.model)
+    lm = CharNgram.load(a.lm) if a.lm else base.lm
+    rec = Recognizer(base.model, base.config.streaming.overridden(**search_overrides(a)), lm)
+    if a.sweep:
+        publish(*sweep_search(rec, a.sets, parse_sweep(a.sweep), a.limit, a.batch), a.out)
         return
-    rec = Recognizer(model, model.cfg.streaming.overridden(blank_penalty=a.blank_penalty, turn_bonus=a.turn_bonus))
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model)
     md = markdown(report)
     publish(report, md, a.out)

@@ -17,7 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from model.char_lm import LM_FILE, CharNgram
 from model.checkpoint import load_model, save_model
+from model.config import add_search_options, search_overrides
 
 
 def training_summary(run: Path) -> dict[str, Any]:
@@ -100,8 +102,14 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         "(blank, a-z, space, apostrophe, <sot>, <eot>). Greedy search, 320 ms chunks"
         + cfg.streaming.search_note()
         + ".",
-        "",
     ]
+    lm = CharNgram.load_if_present(model_dir)
+    if lm is not None:
+        lines.append(
+            f"- Character {lm.order}-gram LM fused in the search ({len(lm.keys):,} contexts, interpolated "
+            "Witten-Bell, trained on the text corpus's train split: `python -m model.char_lm data/text/train.txt`)."
+        )
+    lines.append("")
     if runs:
         lines += training_lines(runs)
     if bank is not None and bank.exists():
@@ -126,13 +134,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bank", type=Path, default=None)
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
-    p.add_argument("--blank-penalty", type=float, default=None, help="store this search setting with the model")
-    p.add_argument("--turn-bonus", type=float, default=None, help="store this search setting with the model")
+    p.add_argument("--lm", type=Path, default=None, help="folder of the character LM to ship with the model")
+    add_search_options(p, "store this search setting with the model")
     a = p.parse_args(argv)
     model = load_model(a.checkpoint)
-    streaming = model.cfg.streaming.overridden(blank_penalty=a.blank_penalty, turn_bonus=a.turn_bonus)
+    streaming = model.cfg.streaming.overridden(**search_overrides(a))
     model.cfg = replace(model.cfg, streaming=streaming)
     save_model(model, a.out)
+    lm = CharNgram.load(a.lm) if a.lm is not None else CharNgram.load_if_present(a.checkpoint)
+    if lm is not None:
+        lm.save(a.out)
+    elif (a.out / LM_FILE).exists():
+        (a.out / LM_FILE).unlink()  # an LM left from an earlier bundle belongs to another model
     (a.out / "MODEL_CARD.md").write_text(card(a.out, a.run, a.bank, a.eval))
     print(f"bundled {a.checkpoint} into {a.out}")
 

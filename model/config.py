@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -63,22 +64,40 @@ class StreamingConfig:
     max_symbols_per_frame: int = 4  # greedy search: most tokens emitted on one encoder frame
     blank_penalty: float = 0.0  # greedy search: subtracted from the blank logit (> 0: fewer deleted words)
     turn_bonus: float = 0.0  # greedy search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
+    lm_weight: float = 0.0  # shallow fusion: weight of the character LM's log-probabilities (0: no LM)
+    lm_bonus: float = 0.0  # shallow fusion: added to every character's score (offsets the LM's cost of a letter)
 
     def __post_init__(self) -> None:
         assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"
 
-    def overridden(self, blank_penalty: float | None = None, turn_bonus: float | None = None) -> StreamingConfig:
-        """A copy with the given search biases; None keeps a setting as it is (for command-line options)."""
-        return replace(
-            self,
-            blank_penalty=self.blank_penalty if blank_penalty is None else blank_penalty,
-            turn_bonus=self.turn_bonus if turn_bonus is None else turn_bonus,
-        )
+    def overridden(self, **settings: float | None) -> StreamingConfig:
+        """A copy with the given search settings (:data:`SEARCH_SETTINGS`); None keeps a setting as it is (for
+        command-line options)."""
+        unknown = set(settings) - set(SEARCH_SETTINGS)
+        assert not unknown, f"not search settings: {sorted(unknown)}"
+        changes: dict[str, Any] = {k: float(v) for k, v in settings.items() if v is not None}
+        return replace(self, **changes)
 
     def search_note(self) -> str:
-        """The non-default search biases in words, e.g. ``", blank penalty 0.5, turn bonus 1.0"`` (or "")."""
-        note = f", blank penalty {self.blank_penalty}" if self.blank_penalty else ""
-        return note + (f", turn bonus {self.turn_bonus}" if self.turn_bonus else "")
+        """The non-default search settings in words, e.g. ``", blank penalty 0.5, turn bonus 1.0"`` (or "")."""
+        return "".join(
+            f", {name.replace('_', ' ')} {getattr(self, name)}" for name in SEARCH_SETTINGS if getattr(self, name)
+        )
+
+
+SEARCH_SETTINGS = ("blank_penalty", "turn_bonus", "lm_weight", "lm_bonus")
+"""The decode-time search settings of :class:`StreamingConfig` that the command lines may override or sweep."""
+
+
+def add_search_options(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--blank-penalty``, ``--turn-bonus``, ... (one float option per :data:`SEARCH_SETTINGS`, default None)."""
+    for name in SEARCH_SETTINGS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help=help_text)
+
+
+def search_overrides(args: argparse.Namespace) -> dict[str, float | None]:
+    """The search options of parsed ``args`` (:func:`add_search_options`), for :meth:`StreamingConfig.overridden`."""
+    return {name: getattr(args, name) for name in SEARCH_SETTINGS}
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ import numpy as np
 import soxr
 import torch
 
-from model.checkpoint import load_model, random_model
+from model.char_lm import CharNgram, LmFusion
+from model.checkpoint import BUNDLED_DIR, load_model, random_model
 from model.config import StreamingConfig, StsConfig
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
-from model.search import greedy_search, init_context, search_bias
+from model.search import context_width, greedy_search, init_context, search_bias
 from model.sts import StsModel
 from model.tokenizer import TOKENS
 
@@ -63,7 +64,7 @@ class Stream:
         self.sample_rate: int | None = None  # input rate fixed by the first accept_waveform
         self.num_samples = 0  # input samples accepted (at 16 kHz after resampling)
         self.encoder_state: EncoderState = init_state(cfg.model, 1)
-        self.context = init_context(cfg.model.num_channels, cfg.model.context_size)  # (K, context_size)
+        self.context = init_context(cfg.model.num_channels, recognizer.context_width)  # (K, L) search context
         self.frames_decoded = 0  # encoder frames (40 ms) decoded so far
         self.finished = False
         self._events: list[TokenEvent] = []
@@ -142,19 +143,28 @@ class Stream:
 class Recognizer:
     """Holds the model; decodes batches of streams. ``decode_streams`` is serialised by a lock."""
 
-    def __init__(self, model: StsModel, streaming: StreamingConfig | None = None) -> None:
-        """``streaming`` replaces the checkpoint's decode settings (chunk length, search) when given."""
+    def __init__(self, model: StsModel, streaming: StreamingConfig | None = None, lm: CharNgram | None = None) -> None:
+        """``streaming`` replaces the checkpoint's decode settings (chunk length, search) when given; ``lm`` is
+        the character LM that the search fuses with weight ``streaming.lm_weight`` (unused at weight 0)."""
         self.model = model.eval()
         self.config: StsConfig = model.cfg if streaming is None else replace(model.cfg, streaming=streaming)
         self.log_mel = LogMel(self.config.features)
         search = self.config.streaming
         self._bias = search_bias(self.config.model.vocab_size, search.blank_penalty, search.turn_bonus)
+        self.lm = lm
+        self._fusion = LmFusion(lm, search.lm_weight, search.lm_bonus) if lm is not None and search.lm_weight else None
+        self.context_width = context_width(self.config.model.context_size, self._fusion)
         self._lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None) -> Recognizer:
-        """Load a checkpoint directory; the model bundled with the package when ``path`` is None."""
-        return cls(load_model(path))
+        """Load a checkpoint directory (with its character LM when it holds one); the model bundled with the
+        package when ``path`` is None."""
+        return cls(load_model(path), lm=CharNgram.load_if_present(BUNDLED_DIR if path is None else path))
+
+    def with_search(self, streaming: StreamingConfig) -> Recognizer:
+        """A recognizer on the same model and LM with other decode settings (sweeps, command-line overrides)."""
+        return Recognizer(self.model, streaming, self.lm)
 
     @classmethod
     def random(cls, cfg: StsConfig | None = None, seed: int = 0) -> Recognizer:
@@ -198,7 +208,7 @@ class Recognizer:
         context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in range(channels)])
         search = self.config.streaming
         emissions, context = greedy_search(
-            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias
+            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias, self._fusion
         )
         per_stream: list[list[TokenEvent]] = [[] for _ in streams]
         for e in emissions:
@@ -217,11 +227,12 @@ class Recognizer:
         feats = feats[: feats.shape[0] - feats.shape[0] % 4]
         with self._lock, torch.inference_mode():
             enc = self.model.encode(feats[None])  # (2, T', J)
-            context = init_context(self.config.model.num_channels, self.config.model.context_size)
+            context = init_context(self.config.model.num_channels, self.context_width)
             search = self.config.streaming
             emissions, _ = greedy_search(
-                self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias
-            )
+                self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias,
+                self._fusion,
+            )  # fmt: skip
         return [TokenEvent(e.row, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob) for e in emissions]
 
     def transcribe_events(self, samples: np.ndarray, sample_rate: int) -> list[TokenEvent]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from model.char_lm import LmFusion
 from model.decoder import Decoder
 from model.joiner import Joiner
 from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID
@@ -32,9 +33,15 @@ def search_bias(vocab_size: int, blank_penalty: float = 0.0, turn_bonus: float =
     return bias
 
 
-def init_context(rows: int, context_size: int) -> torch.Tensor:
-    """(rows, context_size) decoder context of a fresh stream: all blanks."""
-    return torch.full((rows, context_size), BLANK_ID, dtype=torch.long)
+def init_context(rows: int, width: int) -> torch.Tensor:
+    """(rows, width) search context of a fresh stream: all blanks. ``width`` is the decoder's context size, or
+    more when a fused LM reads a longer history (:func:`context_width`)."""
+    return torch.full((rows, width), BLANK_ID, dtype=torch.long)
+
+
+def context_width(context_size: int, fusion: LmFusion | None) -> int:
+    """Tokens of history the search keeps: the decoder's ``context_size`` and the fused LM's history."""
+    return max(context_size, fusion.lm.history if fusion is not None else 0)
 
 
 @torch.no_grad()
@@ -45,27 +52,34 @@ def greedy_search(
     context: torch.Tensor,
     max_symbols_per_frame: int,
     logit_bias: torch.Tensor | None = None,
+    fusion: LmFusion | None = None,
 ) -> tuple[list[Emission], torch.Tensor]:
     """Greedy search over a block of frames, up to ``max_symbols_per_frame`` tokens per frame.
 
     Args:
         enc: (M, T, J) projected encoder frames of M rows.
-        context: (M, context_size) last tokens of each row (blank-padded at the start of a stream).
+        context: (M, L) last tokens of each row (blank-padded at the start of a stream), L at least the
+            decoder's context size (the decoder reads the last ``context_size``, a fused LM up to its history).
         logit_bias: optional (V,) amounts added to the joiner's logits before the choice (decode-time biases,
             e.g. against blank or for turn tokens; see :func:`search_bias`).
+        fusion: optional character LM whose weighted log-probabilities join the choice (shallow fusion).
     Returns:
-        The emissions in time order and the (M, context_size) context after the block.
+        The emissions in time order and the (M, L) context after the block.
     """
     m, t_len, _ = enc.shape
+    cs = decoder.context_size
     assert context.shape[0] == m, f"context rows {context.shape[0]} != encoder rows {m}"
+    assert context.shape[1] >= cs, f"context of {context.shape[1]} tokens, the decoder reads {cs}"
     context = context.clone()
-    dec = decoder(context, pad_left=False)[:, 0]  # (M, J)
+    dec = decoder(context[:, -cs:], pad_left=False)[:, 0]  # (M, J)
+    lm_bias = fusion.bias(context) if fusion is not None else None  # (M, V)
     emissions: list[Emission] = []
     for t in range(t_len):
         active = torch.ones(m, dtype=torch.bool)
         for _ in range(max_symbols_per_frame):
             logp = torch.log_softmax(joiner(enc[:, t], dec), dim=-1)  # (M, V)
-            best = (logp if logit_bias is None else logp + logit_bias).argmax(dim=-1)
+            score = logp if logit_bias is None else logp + logit_bias
+            best = (score if lm_bias is None else score + lm_bias).argmax(dim=-1)
             best_lp = logp.gather(1, best[:, None]).squeeze(1)  # the model's own probability, bias or not
             emit = active & (best != BLANK_ID)
             if not bool(emit.any()):
@@ -74,6 +88,8 @@ def greedy_search(
             for r in rows.tolist():
                 emissions.append(Emission(r, t, int(best[r]), float(best_lp[r])))
             context[rows] = torch.cat([context[rows, 1:], best[rows, None]], dim=1)
-            dec[rows] = decoder(context[rows], pad_left=False)[:, 0]
+            dec[rows] = decoder(context[rows, -cs:], pad_left=False)[:, 0]
+            if fusion is not None and lm_bias is not None:
+                lm_bias[rows] = fusion.bias(context[rows])
             active = emit
     return emissions, context

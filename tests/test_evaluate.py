@@ -96,11 +96,13 @@ def test_turn_bonus_sweep(tmp_path_factory: pytest.TempPathFactory, tmp_path: Pa
     sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
     write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(2)])
     model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
-    main([str(tmp_path / "set"), "--model", str(model), "--sweep-turn-bonus=-1e4,0,2", "--out", str(tmp_path / "sw")])
+    main(
+        [str(tmp_path / "set"), "--model", str(model), "--sweep", "turn_bonus=-1e4,0,2", "--out", str(tmp_path / "sw")]
+    )
     sweep = json.loads((tmp_path / "sw.json").read_text())
     found = {b: r["sets"][str(tmp_path / "set")]["turns"]["found"] for b, r in sweep["reports"].items()}
-    assert found["-10000"] <= 4  # no turn tokens: at most one implicit turn per channel
-    assert found["2"] > found["-10000"]
+    assert found["turn_bonus=-10000"] <= 4  # no turn tokens: at most one implicit turn per channel
+    assert found["turn_bonus=2"] > found["turn_bonus=-10000"]
     best = min(sweep["reports"], key=lambda b: sweep_score(sweep["reports"][b]))
-    assert sweep["best_turn_bonus"] == float(best)
-    assert f"best: {float(best):g}" in (tmp_path / "sw.md").read_text()
+    assert sweep["best"] == {"turn_bonus": float(best.split("=")[1])}
+    assert f"best: turn bonus {sweep['best']['turn_bonus']:g}" in (tmp_path / "sw.md").read_text()
