@@ -61,7 +61,8 @@ class StreamingConfig:
     """How the recognizer cuts the stream into decode steps."""
 
     chunk_frames: int = 32  # feature frames (10 ms) per decode step: 320 ms
-    max_symbols_per_frame: int = 4  # greedy search: most tokens emitted on one encoder frame
+    max_symbols_per_frame: int = 4  # search: most tokens emitted on one encoder frame
+    beam: int = 1  # hypotheses kept per channel: 1 = greedy search, more = beam search (model.beam)
     blank_penalty: float = 0.0  # greedy search: subtracted from the blank logit (> 0: fewer deleted words)
     turn_bonus: float = 0.0  # greedy search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
     lm_weight: float = 0.0  # shallow fusion: weight of the character LM's log-probabilities (0: no LM)
@@ -69,23 +70,26 @@ class StreamingConfig:
 
     def __post_init__(self) -> None:
         assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"
+        assert self.beam >= 1, f"beam must be at least 1, got {self.beam}"
 
     def overridden(self, **settings: float | None) -> StreamingConfig:
         """A copy with the given search settings (:data:`SEARCH_SETTINGS`); None keeps a setting as it is (for
         command-line options)."""
         unknown = set(settings) - set(SEARCH_SETTINGS)
         assert not unknown, f"not search settings: {sorted(unknown)}"
-        changes: dict[str, Any] = {k: float(v) for k, v in settings.items() if v is not None}
+        changes: dict[str, Any] = {k: type(getattr(self, k))(v) for k, v in settings.items() if v is not None}
         return replace(self, **changes)
 
     def search_note(self) -> str:
         """The non-default search settings in words, e.g. ``", blank penalty 0.5, turn bonus 1.0"`` (or "")."""
         return "".join(
-            f", {name.replace('_', ' ')} {getattr(self, name)}" for name in SEARCH_SETTINGS if getattr(self, name)
+            f", {name.replace('_', ' ')} {getattr(self, name)}"
+            for name in SEARCH_SETTINGS
+            if getattr(self, name) != getattr(StreamingConfig, name)
         )
 
 
-SEARCH_SETTINGS = ("blank_penalty", "turn_bonus", "lm_weight", "lm_bonus")
+SEARCH_SETTINGS = ("beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus")
 """The decode-time search settings of :class:`StreamingConfig` that the command lines may override or sweep."""
 
 

@@ -23,13 +23,14 @@ import numpy as np
 import soxr
 import torch
 
+from model.beam import Beam, beam_search, flush
 from model.char_lm import CharNgram, LmFusion
 from model.checkpoint import BUNDLED_DIR, load_model, random_model
 from model.config import StreamingConfig, StsConfig
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
-from model.search import context_width, greedy_search, init_context, search_bias
+from model.search import Emission, context_width, greedy_search, init_context, search_bias
 from model.sts import StsModel
 from model.tokenizer import TOKENS
 
@@ -52,6 +53,15 @@ class TokenEvent:
     logprob: float  # log-probability of the token when it was emitted
 
 
+def token_events(emissions: list[Emission], streams: int) -> list[list[TokenEvent]]:
+    """Emissions (absolute frames) of channel-major rows over ``streams`` streams -> each stream's events."""
+    out: list[list[TokenEvent]] = [[] for _ in range(streams)]
+    for e in emissions:
+        channel, i = divmod(e.row, streams)
+        out[i].append(TokenEvent(channel, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob))
+    return out
+
+
 class Stream:
     """One audio stream's state. Not thread-safe: feed it from one task, decode it from one worker."""
 
@@ -64,7 +74,10 @@ class Stream:
         self.sample_rate: int | None = None  # input rate fixed by the first accept_waveform
         self.num_samples = 0  # input samples accepted (at 16 kHz after resampling)
         self.encoder_state: EncoderState = init_state(cfg.model, 1)
-        self.context = init_context(cfg.model.num_channels, recognizer.context_width)  # (K, L) search context
+        self.context = init_context(cfg.model.num_channels, recognizer.context_width)  # (K, L) greedy search context
+        # beam search: the hypotheses of each channel (None with the greedy search)
+        self.beams = [Beam.fresh(recognizer.context_width) for _ in range(cfg.model.num_channels)] if (
+            cfg.streaming.beam > 1) else None  # fmt: skip
         self.frames_decoded = 0  # encoder frames (40 ms) decoded so far
         self.finished = False
         self._events: list[TokenEvent] = []
@@ -94,6 +107,8 @@ class Stream:
         if not self.finished:
             self._push(np.zeros(0, dtype=np.float32), last=True)
             self.finished = True
+            if self.beams is not None and not self.is_ready:  # no decode step left to commit the beams
+                self.add_events(token_events(flush(self.beams, list(range(len(self.beams)))), 1)[0])
 
     def _push(self, x: np.ndarray, last: bool) -> None:
         if self._resampler is not None:
@@ -203,37 +218,55 @@ class Recognizer:
         enc, new_state = self.model.encoder(feats, state)  # (2N, frames / 4, C)
         enc = self.model.joiner.project_encoder(enc)
         n = len(streams)
-        # rows of the search: channel-major, as the encoder stacks them
         channels = self.config.model.num_channels
-        context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in range(channels)])
-        search = self.config.streaming
-        emissions, context = greedy_search(
-            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias, self._fusion
-        )
-        per_stream: list[list[TokenEvent]] = [[] for _ in streams]
-        for e in emissions:
-            channel, i = divmod(e.row, n)
-            t = streams[i].frames_decoded + e.frame
-            per_stream[i].append(TokenEvent(channel, TOKENS[e.token], round(t * FRAME_SECONDS, 3), e.logprob))
+        offsets = [s.frames_decoded for _ in range(channels) for s in streams]  # rows: channel-major, as enc's
+        if self.config.streaming.beam > 1:
+            beams = [s.beams[c] for c in range(channels) for s in streams if s.beams is not None]
+            ends = [c * n + i for c in range(channels) for i, s in enumerate(streams) if s.finished and not s.is_ready]
+            emissions = self._beam(enc, offsets, beams, ends)
+        else:
+            context = torch.cat([torch.stack([s.context[c] for s in streams]) for c in range(channels)])
+            emissions, context = self._greedy(enc, offsets, context)
+            for i, s in enumerate(streams):
+                s.context = torch.stack([context[c * n + i] for c in range(channels)])
+        per_stream = token_events(emissions, n)
         for i, (s, st) in enumerate(zip(streams, unstack_states(new_state), strict=True)):
             s.encoder_state = st
-            s.context = torch.stack([context[c * n + i] for c in range(channels)])
             s.frames_decoded += frames // 4
             s.add_events(per_stream[i])
+
+    def _greedy(
+        self, enc: torch.Tensor, offsets: list[int], context: torch.Tensor
+    ) -> tuple[list[Emission], torch.Tensor]:
+        """Greedy search of (M, T, J) rows; emission frames made absolute by each row's offset."""
+        search = self.config.streaming
+        emissions, context = greedy_search(
+            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias,
+            self._fusion,
+        )  # fmt: skip
+        return [replace(e, frame=e.frame + offsets[e.row]) for e in emissions], context
+
+    def _beam(self, enc: torch.Tensor, offsets: list[int], beams: list[Beam], ends: list[int]) -> list[Emission]:
+        """Beam search of (M, T, J) rows (absolute frames); the rows in ``ends`` commit their best hypothesis."""
+        search = self.config.streaming
+        emissions = beam_search(
+            self.model.decoder, self.model.joiner, enc, beams, search.beam, search.max_symbols_per_frame, offsets,
+            self._bias, self._fusion,
+        )  # fmt: skip
+        return sorted(emissions + flush(beams, ends), key=lambda e: e.frame)  # stable: rows keep their order
 
     def decode_offline(self, samples: np.ndarray) -> list[TokenEvent]:
         """Whole-utterance decode of 16 kHz samples in one encoder call (reference for streaming tests)."""
         feats = self.log_mel(torch.from_numpy(np.asarray(samples, dtype=np.float32)))
         feats = feats[: feats.shape[0] - feats.shape[0] % 4]
         with self._lock, torch.inference_mode():
-            enc = self.model.encode(feats[None])  # (2, T', J)
-            context = init_context(self.config.model.num_channels, self.context_width)
-            search = self.config.streaming
-            emissions, _ = greedy_search(
-                self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias,
-                self._fusion,
-            )  # fmt: skip
-        return [TokenEvent(e.row, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob) for e in emissions]
+            enc = self.model.encode(feats[None])  # (K, T', J)
+            rows = list(range(enc.shape[0]))
+            if self.config.streaming.beam > 1:
+                emissions = self._beam(enc, [0] * len(rows), [Beam.fresh(self.context_width) for _ in rows], rows)
+            else:
+                emissions, _ = self._greedy(enc, [0] * len(rows), init_context(len(rows), self.context_width))
+        return token_events(emissions, 1)[0]
 
     def transcribe_events(self, samples: np.ndarray, sample_rate: int) -> list[TokenEvent]:
         """All token events of a whole signal, decoded through the streaming path chunk by chunk."""

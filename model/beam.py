@@ -1,0 +1,157 @@
+"""Streaming beam search over rows of channel encodings, committing what every hypothesis agrees on.
+
+Each row (stream x channel) keeps up to ``beam`` hypotheses. On every encoder frame a hypothesis may emit up to
+``max_symbols_per_frame`` tokens (rounds of expansion: a blank ends the hypothesis's frame, a token keeps it in
+the frame for another round), then the best ``beam`` survive; hypotheses with the same tokens are merged
+(log-sum of their scores). Scores are the model's log-probabilities plus the decode-time biases (the search's
+logit bias, and a fused character LM when given), exactly as the greedy search chooses; with ``beam == 1`` the
+search is the greedy search.
+
+Streaming: tokens that every hypothesis of a row holds (their common prefix) are final and come out as
+emissions; the rest stays pending in the row's :class:`Beam` until later frames settle it, or until
+:func:`flush` commits the best hypothesis at the end of the stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from model.char_lm import LmFusion
+from model.decoder import Decoder
+from model.joiner import Joiner
+from model.search import Emission
+from model.tokenizer import BLANK_ID
+
+
+@dataclass(frozen=True)
+class Hyp:
+    """One hypothesis: its tokens not yet committed, and the search context after them."""
+
+    context: tuple[int, ...]  # last L tokens (committed and pending), blank-padded at a stream's start
+    tokens: tuple[int, ...] = ()  # pending tokens, oldest first
+    frames: tuple[int, ...] = ()  # absolute encoder frame of each pending token
+    logprobs: tuple[float, ...] = ()  # the model's own log-probability of each pending token
+    score: float = 0.0  # biased log-probability of the pending path (committed part dropped)
+
+    def extend(self, token: int, frame: int, logprob: float, score: float) -> Hyp:
+        return Hyp(
+            (*self.context[1:], token), (*self.tokens, token), (*self.frames, frame), (*self.logprobs, logprob), score
+        )
+
+
+@dataclass
+class Beam:
+    """The hypotheses of one row (stream x channel), best first."""
+
+    hyps: list[Hyp] = field(default_factory=list)
+
+    @staticmethod
+    def fresh(width: int) -> Beam:
+        return Beam([Hyp(context=(BLANK_ID,) * width)])
+
+
+def _merge(hyps: list[Hyp]) -> list[Hyp]:
+    """Hypotheses with the same pending tokens as one (the best one's times, scores log-summed), best first."""
+    merged: dict[tuple[int, ...], Hyp] = {}
+    for h in sorted(hyps, key=lambda h: -h.score):
+        old = merged.get(h.tokens)
+        if old is None:
+            merged[h.tokens] = h
+        else:
+            hi, lo = old.score, h.score
+            merged[h.tokens] = Hyp(
+                old.context, old.tokens, old.frames, old.logprobs, hi + math.log1p(math.exp(lo - hi))
+            )
+    return sorted(merged.values(), key=lambda h: -h.score)
+
+
+@torch.no_grad()
+def beam_search(
+    decoder: Decoder,
+    joiner: Joiner,
+    enc: torch.Tensor,
+    beams: list[Beam],
+    beam: int,
+    max_symbols_per_frame: int,
+    offsets: list[int],
+    logit_bias: torch.Tensor | None = None,
+    fusion: LmFusion | None = None,
+) -> list[Emission]:
+    """Advance every row's beam over a block of frames (in place) and return the tokens that became final.
+
+    Args:
+        enc: (M, T, J) projected encoder frames of M rows.
+        beams: M beams, one per row (:meth:`Beam.fresh` at a stream's start).
+        beam: hypotheses kept per row.
+        offsets: (M,) absolute encoder frame of each row's ``enc[r, 0]`` (frames decoded before the block);
+            emissions give absolute frames.
+        logit_bias: optional (V,) decode-time biases (see :func:`model.search.search_bias`).
+        fusion: optional character LM fused into the scores.
+    Returns:
+        The committed emissions (rows' common prefixes), in time order per row.
+    """
+    m, t_len, _ = enc.shape
+    assert len(beams) == m == len(offsets), f"{len(beams)} beams and {len(offsets)} offsets for {m} rows"
+    cs = decoder.context_size
+    for t in range(t_len):
+        done: list[list[Hyp]] = [[] for _ in range(m)]  # hypotheses whose frame has ended
+        active = [b.hyps for b in beams]
+        for _ in range(max_symbols_per_frame):
+            rows = [r for r in range(m) for _ in active[r]]
+            if not rows:
+                break
+            flat = [h for r in range(m) for h in active[r]]
+            context = torch.tensor([h.context for h in flat], dtype=torch.long)  # (H, L)
+            dec = decoder(context[:, -cs:], pad_left=False)[:, 0]  # (H, J)
+            logp = torch.log_softmax(joiner(enc[rows, t], dec), dim=-1)  # (H, V)
+            score = logp if logit_bias is None else logp + logit_bias
+            if fusion is not None:
+                score = score + fusion.bias(context)
+            total = score + torch.tensor([h.score for h in flat])[:, None]  # (H, V)
+            nxt: list[list[Hyp]] = [[] for _ in range(m)]
+            start = 0
+            for r in range(m):
+                n = len(active[r])
+                if not n:
+                    continue
+                cand = total[start : start + n].reshape(-1)
+                k = min(beam, cand.numel())
+                vals, idx = cand.topk(k)
+                for v, i in zip(vals.tolist(), idx.tolist(), strict=True):
+                    h, tok = active[r][i // total.shape[1]], i % total.shape[1]
+                    if tok == BLANK_ID:
+                        done[r].append(replace(h, score=v))
+                    else:
+                        lp = float(logp[start + i // total.shape[1], tok])
+                        nxt[r].append(h.extend(tok, offsets[r] + t, lp, v))
+                start += n
+            active = [_merge(a) for a in nxt]
+        for r in range(m):
+            kept = _merge(done[r] + active[r])[:beam]  # hypotheses still in a frame at the limit move on
+            top = kept[0].score  # scores relative to the best, so that they stay small over a long stream
+            beams[r].hyps = [replace(h, score=h.score - top) for h in kept]
+    return [e for r in range(m) for e in _commit(beams[r], r, common_only=True)]
+
+
+def flush(beams: list[Beam], rows: list[int]) -> list[Emission]:
+    """Commit the best hypothesis of each row in ``rows`` (the end of its stream); its beam keeps only that."""
+    return [e for r in rows for e in _commit(beams[r], r, common_only=False)]
+
+
+def _commit(b: Beam, row: int, common_only: bool) -> list[Emission]:
+    """Take the settled pending tokens of ``b``'s hypotheses out as emissions (absolute frames)."""
+    best = b.hyps[0]
+    n = len(best.tokens)
+    if common_only:
+        for h in b.hyps[1:]:
+            n = next((i for i, (x, y) in enumerate(zip(best.tokens[:n], h.tokens, strict=False)) if x != y),
+                     min(n, len(h.tokens)))  # fmt: skip
+    else:
+        b.hyps = [best]
+    out = [Emission(row, best.frames[i], best.tokens[i], best.logprobs[i]) for i in range(n)]
+    if n:
+        b.hyps = [replace(h, tokens=h.tokens[n:], frames=h.frames[n:], logprobs=h.logprobs[n:]) for h in b.hyps]
+    return out
