@@ -1,9 +1,11 @@
 """Speed benchmark: streaming decode real-time factor and training throughput. Prints numbers; asserts nothing.
 
-    python -m model.benchmark [--model DIR|random] [--seconds 20] [--streams 1,16] [--threads 1]
+    python -m model.benchmark [--model DIR|random] [--seconds 20] [--streams 1,16] [--threads 1] [--audio FILE]
 
 RTF = CPU seconds of decoding / seconds of audio, per stream (lower is better; < 1 is faster than real time).
-The audio is fed in 320 ms chunks as a live stream would be, and all streams are decoded in one batch per chunk.
+The audio (random noise, or ``--audio``: a recording looped to the length) is fed in 320 ms chunks as a live
+stream would be, and all streams are decoded in one batch per chunk. When the model's search is a beam search or
+fuses an LM, the greedy search without LM on the same model is timed too, in the same process, as the baseline.
 Training throughput uses the default config on random features with realistic target lengths
 (15 characters per second of audio per channel), batch 8 x 8 s.
 """
@@ -21,9 +23,14 @@ from model.recognizer import Recognizer
 from model.sts import LossConfig, StsModel
 
 
-def decode_rtf(rec: Recognizer, streams: int, seconds: float) -> float:
+def decode_rtf(rec: Recognizer, streams: int, seconds: float, recording: np.ndarray | None = None) -> float:
     rs = np.random.RandomState(0)
-    audio = [(rs.randn(int(seconds * 16000)) * 0.1).astype(np.float32) for _ in range(streams)]
+    n = int(seconds * 16000)
+    if recording is not None:  # each stream starts at another place in the looped recording
+        looped = np.resize(recording, n + len(recording))
+        audio = [looped[(k * 7919 * 16) % len(recording) :][:n] for k in range(streams)]
+    else:
+        audio = [(rs.randn(n) * 0.1).astype(np.float32) for _ in range(streams)]
     ss = [rec.create_stream() for _ in range(streams)]
     piece = int(rec.chunk_seconds * 16000)
     busy = 0.0
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--train-threads", type=int, default=2)
     p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--audio", default=None, help="decode this recording (any rate; looped) instead of noise")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.model in (None, "random"):
@@ -75,12 +83,25 @@ def main(argv: list[str] | None = None) -> None:
         rec = Recognizer.from_pretrained(a.model)
     params = sum(p.numel() for p in rec.model.parameters())
     print(f"model {rec.model_name}: {params / 1e6:.2f}M parameters, {a.threads} thread(s), {a.seconds:.0f} s audio")
-    base = None
-    for n in [int(x) for x in a.streams.split(",")]:
-        rtf = decode_rtf(rec, n, a.seconds)
-        base = base or rtf
-        print(f"streaming decode, {n:3d} stream(s) batched: RTF {rtf:.4f} per stream "
-              f"({1 / rtf:.1f}x real time; {base / rtf:.2f}x the per-stream speed of the first row)")  # fmt: skip
+    recording = None
+    if a.audio:
+        import soundfile as sf
+        import soxr
+
+        x, rate = sf.read(a.audio, dtype="float32", always_2d=True)
+        recording = soxr.resample(x.mean(axis=1), rate, 16000).astype(np.float32)
+    search = rec.config.streaming
+    recs = [(f"search: {('greedy' if search.beam == 1 else 'beam')}{search.search_note()}", rec)]
+    if search.beam > 1 or (rec.lm is not None and search.lm_weight):
+        recs.append(("baseline: greedy, no LM", rec.with_search(search.overridden(beam=1, lm_weight=0))))
+    for label, r in recs:
+        print(label)
+        base = None
+        for n in [int(x) for x in a.streams.split(",")]:
+            rtf = decode_rtf(r, n, a.seconds, recording)
+            base = base or rtf
+            print(f"  streaming decode, {n:3d} stream(s) batched: RTF {rtf:.4f} per stream "
+                  f"({1 / rtf:.1f}x real time; {base / rtf:.2f}x the per-stream speed of the first row)")  # fmt: skip
     if not a.skip_train:
         torch.set_num_threads(a.train_threads)
         tp = train_throughput(rec.config)

@@ -99,7 +99,9 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         )
         + f"{m.channel_layers} channel LSTM layers tied across {m.num_channels} channel(s).",
         f"- Stateless prediction network (context {m.context_size}), joiner {m.joiner_dim}, vocabulary {m.vocab_size} "
-        "(blank, a-z, space, apostrophe, <sot>, <eot>). Greedy search, 320 ms chunks"
+        "(blank, a-z, space, apostrophe, <sot>, <eot>). "
+        + ("Greedy search" if cfg.streaming.beam == 1 else "Streaming beam search")
+        + f", {cfg.streaming.chunk_frames * cfg.features.hop_length * 1000 // cfg.features.sample_rate} ms chunks"
         + cfg.streaming.search_note()
         + ".",
     ]

@@ -107,8 +107,14 @@ class Stream:
         if not self.finished:
             self._push(np.zeros(0, dtype=np.float32), last=True)
             self.finished = True
-            if self.beams is not None and not self.is_ready:  # no decode step left to commit the beams
-                self.add_events(token_events(flush(self.beams, list(range(len(self.beams)))), 1)[0])
+            if not self.is_ready:  # no decode step left to commit the beams
+                self.settle()
+
+    def settle(self) -> None:
+        """Commit every token the search holds back now (the beams' best hypotheses), e.g. at a client's finalize
+        point; decoding goes on from there. A no-op for the greedy search, which holds nothing back."""
+        if self.beams is not None:
+            self.add_events(token_events(flush(self.beams, list(range(len(self.beams)))), 1)[0])
 
     def _push(self, x: np.ndarray, last: bool) -> None:
         if self._resampler is not None:

@@ -290,6 +290,8 @@ class Scheduler:
             self.recognizer.decode_streams(ready)
         for i in live:
             stream = jobs[i].session._stream
+            if jobs[i].finalize and not stream.is_ready:
+                stream.settle()  # the finalize point: the turns closed now hold every token decoded so far
             outs[i].events = list(stream.pop_events())
             outs[i].done = bool(stream.is_done)
         return outs

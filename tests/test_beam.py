@@ -146,3 +146,27 @@ def test_beam_flushes_when_the_input_ends_between_decode_steps(
     flushed = stream.pop_events()
     assert len(flushed) == pending
     assert per_channel(events + flushed) == per_channel(rec.transcribe_events(test_audio[:cut], 16000))
+
+
+def test_settle_commits_what_the_beam_holds_back(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
+    """A finalize point mid-stream: every decoded token comes out now, and decoding goes on after it."""
+    rec = searching(tiny_recognizer, beam=4)
+    stream = rec.create_stream()
+    half = len(test_audio) // 2
+    stream.accept_waveform(16000, test_audio[:half])
+    while stream.is_ready:
+        rec.decode_streams([stream])
+    before = stream.pop_events()
+    pending = sum(len(b.hyps[0].tokens) for b in stream.beams or [])
+    assert pending > 0, "nothing was pending: the case is not tested"
+    stream.settle()
+    settled = stream.pop_events()
+    assert len(settled) == pending and all(not b.hyps[0].tokens and len(b.hyps) == 1 for b in stream.beams or [])
+    assert max(e.time for e in before + settled) < half / 16000
+    settled_at = stream.frames_decoded * 0.04  # seconds decoded when the beams were settled
+    stream.accept_waveform(16000, test_audio[half:])
+    stream.input_finished()
+    while stream.is_ready:
+        rec.decode_streams([stream])
+    after = stream.pop_events()
+    assert after and min(e.time for e in after) >= settled_at - 1e-6  # nothing decoded before comes out twice

@@ -31,3 +31,21 @@ def test_bundle_writes_model_and_card_of_all_stages(tmp_path: Path) -> None:
     assert "Stage 1, run" in card and "Stage 2, run" in card and "blank penalty 0.5" in card
     assert "espeak 0.2 h, kokoro 0.8 h" in card  # 1 h of audio shared 1:3
     assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
+
+
+def test_bundle_ships_the_character_lm_and_its_search_settings(tmp_path: Path) -> None:
+    from model.char_lm import LM_FILE, CharNgram
+    from model.recognizer import Recognizer
+
+    ckpt = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "ckpt")
+    CharNgram.build(["the cat sat on the mat", "a dog and a cat"], order=3, min_count=1).save(tmp_path / "lm")
+    out = tmp_path / "bundled"
+    bundle([str(ckpt), "--lm", str(tmp_path / "lm"), "--beam", "4", "--lm-weight", "0.4", "--out", str(out)])
+    rec = Recognizer.from_pretrained(out)
+    assert rec.lm is not None and rec.lm.order == 3
+    assert (rec.config.streaming.beam, rec.config.streaming.lm_weight) == (4, 0.4)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Streaming beam search" in card and "beam 4" in card and "lm weight 0.4" in card
+    assert "Character 3-gram LM" in card
+    bundle([str(ckpt), "--out", str(out)])  # a model without an LM: the old one must not stay beside it
+    assert not (out / LM_FILE).exists() and Recognizer.from_pretrained(out).lm is None
