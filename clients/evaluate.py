@@ -403,7 +403,10 @@ def main(argv: list[str] | None = None) -> None:
     set_num_threads(a.threads)
     base = Recognizer.from_pretrained(a.model)
     lm = CharNgram.load(a.lm) if a.lm else base.lm
-    rec = Recognizer(base.model, base.config.streaming.overridden(**search_overrides(a)), lm)
+    try:
+        rec = Recognizer(base.model, base.config.streaming.overridden(**search_overrides(a)), lm)
+    except ValueError as e:
+        raise SystemExit(f"{e} (give --lm DIR)") from None
     if a.sweep:
         publish(*sweep_search(rec, a.sets, parse_sweep(a.sweep), a.limit, a.batch), a.out)
         return

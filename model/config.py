@@ -63,8 +63,8 @@ class StreamingConfig:
     chunk_frames: int = 32  # feature frames (10 ms) per decode step: 320 ms
     max_symbols_per_frame: int = 4  # search: most tokens emitted on one encoder frame
     beam: int = 1  # hypotheses kept per channel: 1 = greedy search, more = beam search (model.beam)
-    blank_penalty: float = 0.0  # greedy search: subtracted from the blank logit (> 0: fewer deleted words)
-    turn_bonus: float = 0.0  # greedy search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
+    blank_penalty: float = 0.0  # search: subtracted from the blank logit (> 0: fewer deleted words)
+    turn_bonus: float = 0.0  # search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
     lm_weight: float = 0.0  # shallow fusion: weight of the character LM's log-probabilities (0: no LM)
     lm_bonus: float = 0.0  # shallow fusion: added to every character's score (offsets the LM's cost of a letter)
 

@@ -172,6 +172,8 @@ class Recognizer:
         self.log_mel = LogMel(self.config.features)
         search = self.config.streaming
         self._bias = search_bias(self.config.model.vocab_size, search.blank_penalty, search.turn_bonus)
+        if search.lm_weight and lm is None:
+            raise ValueError(f"the search fuses a character LM (lm weight {search.lm_weight}) but none was given")
         self.lm = lm
         self._fusion = LmFusion(lm, search.lm_weight, search.lm_bonus) if lm is not None and search.lm_weight else None
         self.context_width = context_width(self.config.model.context_size, self._fusion)
