@@ -91,17 +91,21 @@ def main(argv: list[str] | None = None) -> None:
         x, rate = sf.read(a.audio, dtype="float32", always_2d=True)
         recording = soxr.resample(x.mean(axis=1), rate, 16000).astype(np.float32)
     search = rec.config.streaming
-    recs = [(f"search: {('greedy' if search.beam == 1 else 'beam')}{search.search_note()}", rec)]
+    recs = [(f"search: {('greedy' if search.beam == 1 else 'beam search')}{search.search_note()}", rec)]
     if search.beam > 1 or (rec.lm is not None and search.lm_weight):
         recs.append(("baseline: greedy, no LM", rec.with_search(search.overridden(beam=1, lm_weight=0))))
+    counts = [int(x) for x in a.streams.split(",")]
+    rtfs: list[list[float]] = []
     for label, r in recs:
         print(label)
-        base = None
-        for n in [int(x) for x in a.streams.split(",")]:
-            rtf = decode_rtf(r, n, a.seconds, recording)
-            base = base or rtf
+        rtfs.append([decode_rtf(r, n, a.seconds, recording) for n in counts])
+        for n, rtf in zip(counts, rtfs[-1], strict=True):
             print(f"  streaming decode, {n:3d} stream(s) batched: RTF {rtf:.4f} per stream "
-                  f"({1 / rtf:.1f}x real time; {base / rtf:.2f}x the per-stream speed of the first row)")  # fmt: skip
+                  f"({1 / rtf:.1f}x real time; {rtfs[-1][0] / rtf:.2f}x the per-stream speed of the first "
+                  "row)")  # fmt: skip
+    if len(rtfs) == 2:
+        ratios = ", ".join(f"{x / y:.2f}x with {n} stream(s)" for n, x, y in zip(counts, *rtfs, strict=True))
+        print(f"the model's search costs {ratios} the CPU time of the greedy baseline")
     if not a.skip_train:
         torch.set_num_threads(a.train_threads)
         tp = train_throughput(rec.config)

@@ -32,3 +32,15 @@ PY
 .venv/bin/python -m model.train --out exp/base1ch $STAGE1 --model-config exp/configs/small-1ch.json --data-families $ALL
 .venv/bin/python -m model.train --out exp/sts6 --init exp/sts5/step-1650 $STAGE2 --data-families $ALL
 .venv/bin/python -m model.train --out exp/base1ch2 --init exp/base1ch/step-1650 $STAGE2 --data-families $ALL
+
+# Separator ablation from the trained model (session 7): the bundled model without its separator vs the bundled
+# model itself, each trained 2,500 steps more on the same data stream (one core each; compare step-2500). The
+# README numbers started from the stage-6 bundle (git show 317e2ae:model/pretrained/...); "bundled" is the current.
+.venv/bin/python -m model.baseline bundled exp/base12_init
+ABLATE="--workers 1 --threads 1 --lr 1e-3 --warmup 150 --steps 4000 --stop-at 2500 --seed 7 --save-every 250
+  --keep-snapshots 40 --eval-every 500 --data-clean-until 0 --data-single-until 0 --data-min-seconds 3
+  --data-max-seconds 14 --loss-ctc-weight 0.5 --data-speed-prob 0.6 --data-eq-prob 0.4
+  --data-families espeak:1,flite:1,festival:0.5,pico:1,kokoro:4"
+.venv/bin/python -m model.train --out exp/sts12 --init bundled $ABLATE &
+.venv/bin/python -m model.train --out exp/base12 --init exp/base12_init $ABLATE
+wait
