@@ -109,7 +109,8 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
     if lm is not None:
         lines.append(
             f"- Character {lm.order}-gram LM fused in the search ({len(lm.keys):,} contexts, interpolated "
-            "Witten-Bell, trained on the text corpus's train split: `python -m model.char_lm data/text/train.txt`)."
+            "Witten-Bell, trained on the text corpus's train split: `python -m model.char_lm data/text/train.txt "
+            f"--order {lm.order} --min-count {lm.min_count}`)."
         )
     lines.append("")
     if runs:

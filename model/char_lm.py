@@ -52,10 +52,12 @@ def _digit(symbol: str) -> int:
 class CharNgram:
     """Smoothed character n-gram: ``logprobs`` of the next character after a history of token ids."""
 
-    def __init__(self, order: int, keys: torch.Tensor, logprobs: torch.Tensor) -> None:
-        """keys: (K,) int64 context keys; logprobs: (K, 28) natural-log probabilities of the characters."""
+    def __init__(self, order: int, keys: torch.Tensor, logprobs: torch.Tensor, min_count: int = 1) -> None:
+        """keys: (K,) int64 context keys; logprobs: (K, 28) natural-log probabilities of the characters;
+        min_count: the pruning it was built with (kept for the record)."""
         assert order >= 1 and keys.ndim == 1 and logprobs.shape == (keys.shape[0], len(_SYMBOLS))
         self.order = order
+        self.min_count = min_count
         self.keys = keys
         self.logprobs = logprobs
         self._row = {int(k): i for i, k in enumerate(keys.tolist())}
@@ -92,7 +94,8 @@ class CharNgram:
         keys = np.array([_key(_digit(s) for s in ctx) for ctx in dists], dtype=np.int64)
         probs = np.stack(list(dists.values()))
         order_ix = np.argsort(keys)
-        return cls(order, torch.from_numpy(keys[order_ix]), torch.from_numpy(np.log(probs[order_ix])).half())
+        logprobs = torch.from_numpy(np.log(probs[order_ix])).half()
+        return cls(order, torch.from_numpy(keys[order_ix]), logprobs, min_count)
 
     # -- lookup ----------------------------------------------------------------------------------------
     def rows(self, context: torch.Tensor) -> list[int]:
@@ -132,7 +135,8 @@ class CharNgram:
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / LM_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"keys": self.keys, "logprobs": self.logprobs}, str(path), metadata={"order": str(self.order)})
+        meta = {"order": str(self.order), "min_count": str(self.min_count)}
+        save_file({"keys": self.keys, "logprobs": self.logprobs}, str(path), metadata=meta)
         return path
 
     @classmethod
@@ -146,9 +150,9 @@ class CharNgram:
 
         path = Path(directory) / LM_FILE
         with safe_open(str(path), framework="pt") as f:
-            order = int(f.metadata()["order"])
+            meta = f.metadata()
         tensors = load_file(str(path))
-        return cls(order, tensors["keys"], tensors["logprobs"])
+        return cls(int(meta["order"]), tensors["keys"], tensors["logprobs"], int(meta.get("min_count", 1)))
 
 
 @dataclass(frozen=True)

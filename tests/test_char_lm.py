@@ -54,7 +54,8 @@ def test_a_turn_token_restarts_the_history(lm: CharNgram) -> None:
 def test_round_trip(lm: CharNgram, tmp_path: Path) -> None:
     lm.save(tmp_path)
     back = CharNgram.load(tmp_path)
-    assert back.order == lm.order and torch.equal(back.keys, lm.keys) and torch.equal(back.logprobs, lm.logprobs)
+    assert (back.order, back.min_count) == (lm.order, lm.min_count) == (4, 1)
+    assert torch.equal(back.keys, lm.keys) and torch.equal(back.logprobs, lm.logprobs)
     assert CharNgram.load_if_present(tmp_path / "none") is None
 
 
