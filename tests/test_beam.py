@@ -9,7 +9,7 @@ import torch
 from model.beam import Beam, Hyp, _commit, beam_search, flush
 from model.char_lm import CharNgram, LmFusion
 from model.encoder import init_state
-from model.recognizer import Recognizer, TokenEvent
+from model.recognizer import Recognizer, Stream, TokenEvent
 from model.search import Emission, context_width, greedy_search, init_context, search_bias
 from model.tokenizer import TOKENS
 from tests.test_char_lm import CORPUS
@@ -117,6 +117,18 @@ def test_commit_takes_the_common_prefix_and_flush_the_best() -> None:
     assert [(e.frame, e.token) for e in rest] == [(3, 7)] and b.hyps[0].tokens == ()
 
 
+def decode_open(rec: Recognizer, audio: np.ndarray) -> tuple[Stream, list[TokenEvent], int]:
+    """Feed ``audio`` to a new stream without finishing it and decode what is ready: the stream, the events out so
+    far and the number of tokens its beams still hold back (asserted > 0, else the tests below test nothing)."""
+    stream = rec.create_stream()
+    stream.accept_waveform(16000, audio)
+    while stream.is_ready:
+        rec.decode_streams([stream])
+    pending = sum(len(b.hyps[0].tokens) for b in stream.beams or [])
+    assert pending > 0, "nothing was pending: the case is not tested"
+    return stream, stream.pop_events(), pending
+
+
 def test_beam_flushes_when_the_input_ends_between_decode_steps(
     tiny_recognizer: Recognizer, test_audio: np.ndarray
 ) -> None:
@@ -134,13 +146,7 @@ def test_beam_flushes_when_the_input_ends_between_decode_steps(
     # a length whose last decode step comes before input_finished: full chunks, then a tail under 40 ms
     cut = next(c for c in range(len(test_audio) // 2, len(test_audio), 160)
                if frames(c, False) % chunk + frames(c, True) - frames(c, False) < 4)  # fmt: skip
-    stream = rec.create_stream()
-    stream.accept_waveform(16000, test_audio[:cut])
-    while stream.is_ready:
-        rec.decode_streams([stream])
-    events = stream.pop_events()
-    pending = sum(len(b.hyps[0].tokens) for b in stream.beams or [])
-    assert pending > 0, "nothing was pending: the case is not tested"
+    stream, events, pending = decode_open(rec, test_audio[:cut])
     stream.input_finished()
     assert not stream.is_ready
     flushed = stream.pop_events()
@@ -151,14 +157,8 @@ def test_beam_flushes_when_the_input_ends_between_decode_steps(
 def test_settle_commits_what_the_beam_holds_back(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
     """A finalize point mid-stream: every decoded token comes out now, and decoding goes on after it."""
     rec = searching(tiny_recognizer, beam=4)
-    stream = rec.create_stream()
     half = len(test_audio) // 2
-    stream.accept_waveform(16000, test_audio[:half])
-    while stream.is_ready:
-        rec.decode_streams([stream])
-    before = stream.pop_events()
-    pending = sum(len(b.hyps[0].tokens) for b in stream.beams or [])
-    assert pending > 0, "nothing was pending: the case is not tested"
+    stream, before, pending = decode_open(rec, test_audio[:half])
     stream.settle()
     settled = stream.pop_events()
     assert len(settled) == pending and all(not b.hyps[0].tokens and len(b.hyps) == 1 for b in stream.beams or [])
