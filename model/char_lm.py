@@ -9,9 +9,9 @@ Model: interpolated Witten-Bell estimates over contexts of up to ``order - 1`` c
 sentence (the history restarts after ``<sot>``/``<eot>``). Every kept context (seen at least ``min_count``
 times) stores its whole smoothed distribution, so a lookup is one table row: that of the longest kept suffix
 of the history. Stored as safetensors (``lm.safetensors``: ``keys`` (K,) int64 sorted, ``logprobs`` (K, 28)
-float16) with the order in the metadata.
+float16) with the order and the pruning count in the metadata.
 
-``python -m model.char_lm data/text/train.txt --out DIR`` builds one.
+``python -m model.char_lm data/text/train.txt --order 6 --min-count 5 --out DIR`` builds the bundled one.
 """
 
 from __future__ import annotations
