@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from model.char_lm import CharNgram
+from model.checkpoint import checkpoint_dir, load_model
 from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
 from model.data.meeting import read_eval_set
 from model.recognizer import Recognizer, set_num_threads
@@ -401,10 +402,10 @@ def main(argv: list[str] | None = None) -> None:
                    "report")  # fmt: skip
     a = p.parse_args(argv)
     set_num_threads(a.threads)
-    base = Recognizer.from_pretrained(a.model)
-    lm = CharNgram.load(a.lm) if a.lm else base.lm
+    model = load_model(a.model)
+    lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
     try:
-        rec = Recognizer(base.model, base.config.streaming.overridden(**search_overrides(a)), lm)
+        rec = Recognizer(model, model.cfg.streaming.overridden(**search_overrides(a)), lm)
     except ValueError as e:
         raise SystemExit(f"{e} (give --lm DIR)") from None
     if a.sweep:

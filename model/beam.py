@@ -61,10 +61,7 @@ def _merge(hyps: list[Hyp]) -> list[Hyp]:
         if old is None:
             merged[h.tokens] = h
         else:
-            hi, lo = old.score, h.score
-            merged[h.tokens] = Hyp(
-                old.context, old.tokens, old.frames, old.logprobs, hi + math.log1p(math.exp(lo - hi))
-            )
+            merged[h.tokens] = replace(old, score=old.score + math.log1p(math.exp(h.score - old.score)))
     return sorted(merged.values(), key=lambda h: -h.score)
 
 
@@ -121,12 +118,12 @@ def beam_search(
                 k = min(beam, cand.numel())
                 vals, idx = cand.topk(k)
                 for v, i in zip(vals.tolist(), idx.tolist(), strict=True):
-                    h, tok = active[r][i // total.shape[1]], i % total.shape[1]
+                    j, tok = divmod(i, total.shape[1])
                     if tok == BLANK_ID:
-                        done[r].append(replace(h, score=v))
+                        done[r].append(replace(active[r][j], score=v))
                     else:
-                        lp = float(logp[start + i // total.shape[1], tok])
-                        nxt[r].append(h.extend(tok, offsets[r] + t, lp, v))
+                        lp = float(logp[start + j, tok])
+                        nxt[r].append(active[r][j].extend(tok, offsets[r] + t, lp, v))
                 start += n
             active = [_merge(a) for a in nxt]
         for r in range(m):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from model.config import StsConfig
+from model.data.audio import read_wav_16k
 from model.recognizer import Recognizer
 from model.sts import LossConfig, StsModel
 
@@ -83,13 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         rec = Recognizer.from_pretrained(a.model)
     params = sum(p.numel() for p in rec.model.parameters())
     print(f"model {rec.model_name}: {params / 1e6:.2f}M parameters, {a.threads} thread(s), {a.seconds:.0f} s audio")
-    recording = None
-    if a.audio:
-        import soundfile as sf
-        import soxr
-
-        x, rate = sf.read(a.audio, dtype="float32", always_2d=True)
-        recording = soxr.resample(x.mean(axis=1), rate, 16000).astype(np.float32)
+    recording = read_wav_16k(a.audio) if a.audio else None
     search = rec.config.streaming
     recs = [(f"search: {('greedy' if search.beam == 1 else 'beam search')}{search.search_note()}", rec)]
     if search.beam > 1 or (rec.lm is not None and search.lm_weight):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from model.tokenizer import CHARS, TOKENS, normalize_text
+from model.tokenizer import CHARS, TOKENS, encode, normalize_text
 
 LM_FILE = "lm.safetensors"
 BOS = "^"  # sentence start in the training strings
@@ -109,12 +109,8 @@ class CharNgram:
                     break
                 digits.append(t - _FIRST_CHAR_ID + 1)
             digits.reverse()
-            row = None
-            for start in range(len(digits) + 1):  # longest kept suffix first
-                row = self._row.get(_key(digits[start:]))
-                if row is not None:
-                    break
-            out.append(row if row is not None else self._row[0])
+            suffixes = (_key(digits[start:]) for start in range(len(digits) + 1))  # longest first; the last is 0
+            out.append(next(self._row[k] for k in suffixes if k in self._row))
         return out
 
     def vocab_logprobs(self, context: torch.Tensor) -> torch.Tensor:
@@ -123,7 +119,7 @@ class CharNgram:
 
     def sentence_logprob(self, text: str) -> float:
         """Natural-log probability of a normalised sentence's characters (for tests and perplexity)."""
-        ids = [TOKENS.index(c) for c in normalize_text(text)]
+        ids = encode(text)
         ctx = [0] * max(1, self.history) + ids
         total = 0.0
         for i, t in enumerate(ids):

@@ -31,9 +31,14 @@ def load_config(directory: str | Path) -> StsConfig:
     return StsConfig.from_dict(json.loads((Path(directory) / CONFIG).read_text()))
 
 
+def checkpoint_dir(directory: str | Path | None = None) -> Path:
+    """``directory`` as a path; the bundled model's folder when None."""
+    return Path(directory) if directory is not None else BUNDLED_DIR
+
+
 def load_model(directory: str | Path | None = None) -> StsModel:
     """Rebuild a model from ``directory`` (the bundled model when None), in eval mode on the CPU."""
-    path = Path(directory) if directory is not None else BUNDLED_DIR
+    path = checkpoint_dir(directory)
     if not (path / WEIGHTS).is_file() or not (path / CONFIG).is_file():
         raise FileNotFoundError(f"no checkpoint ({WEIGHTS} + {CONFIG}) in {path}")
     model = StsModel(load_config(path))

@@ -25,7 +25,7 @@ import torch
 
 from model.beam import Beam, beam_search, flush
 from model.char_lm import CharNgram, LmFusion
-from model.checkpoint import BUNDLED_DIR, load_model, random_model
+from model.checkpoint import checkpoint_dir, load_model, random_model
 from model.config import StreamingConfig, StsConfig
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
@@ -183,7 +183,7 @@ class Recognizer:
     def from_pretrained(cls, path: str | Path | None = None) -> Recognizer:
         """Load a checkpoint directory (with its character LM when it holds one); the model bundled with the
         package when ``path`` is None."""
-        return cls(load_model(path), lm=CharNgram.load_if_present(BUNDLED_DIR if path is None else path))
+        return cls(load_model(path), lm=CharNgram.load_if_present(checkpoint_dir(path)))
 
     def with_search(self, streaming: StreamingConfig) -> Recognizer:
         """A recognizer on the same model and LM with other decode settings (sweeps, command-line overrides)."""
