@@ -36,6 +36,8 @@ class ModelConfig:
     mixture_layers: int = 2  # causal LSTM layers over the mixture
     separator_layers: int = 1  # causal LSTM layers of the separator before the mask heads
     channel_layers: int = 3  # causal LSTM layers of the tied channel encoder
+    mixture_blocks: int = 0  # residual LSTM blocks after the mixture layers (model.grow adds them to a trained model)
+    channel_blocks: int = 0  # residual LSTM blocks after the channel layers (tied across channels like them)
     num_channels: int = 2  # output channels: 2 for STS; 1 = the one-channel baseline without separator
     decoder_dim: int = 320  # prediction-network embedding width
     context_size: int = 2  # stateless prediction network: tokens of left context

@@ -22,9 +22,10 @@ class EncoderState:
     """Streaming state of a batch of N streams (every tensor has the batch on dim ``batch_dim``).
 
     conv:      (N, C, 2)      the last 2 subsampled frames seen by the causal conv
-    mix_h/c:   (Lm, N, C)     mixture LSTM state
+    mix_h/c:   (Lm+Bm, N, C)  mixture LSTM state: its Lm layers, then its Bm residual blocks
     sep_h/c:   (Ls, N, C)     separator LSTM state (kept, unused, by the one-channel baseline)
-    chan_h/c:  (Lc, K*N, C)   channel LSTM state of K channels, channel 0 of all streams first, then channel 1
+    chan_h/c:  (Lc+Bc, K*N, C) channel LSTM state (layers, then blocks) of K channels, channel 0 of all streams
+                              first, then channel 1
     """
 
     conv: torch.Tensor
@@ -45,12 +46,12 @@ def init_state(cfg: ModelConfig, batch: int = 1) -> EncoderState:
     c = cfg.d_model
     return EncoderState(
         conv=torch.zeros(batch, c, CONV_CONTEXT),
-        mix_h=torch.zeros(cfg.mixture_layers, batch, c),
-        mix_c=torch.zeros(cfg.mixture_layers, batch, c),
+        mix_h=torch.zeros(cfg.mixture_layers + cfg.mixture_blocks, batch, c),
+        mix_c=torch.zeros(cfg.mixture_layers + cfg.mixture_blocks, batch, c),
         sep_h=torch.zeros(cfg.separator_layers, batch, c),
         sep_c=torch.zeros(cfg.separator_layers, batch, c),
-        chan_h=torch.zeros(cfg.channel_layers, cfg.num_channels * batch, c),
-        chan_c=torch.zeros(cfg.channel_layers, cfg.num_channels * batch, c),
+        chan_h=torch.zeros(cfg.channel_layers + cfg.channel_blocks, cfg.num_channels * batch, c),
+        chan_c=torch.zeros(cfg.channel_layers + cfg.channel_blocks, cfg.num_channels * batch, c),
     )
 
 
@@ -128,6 +129,38 @@ class CausalSubsampling(nn.Module):
         return self.norm(y), new_cache
 
 
+class ResidualBlocks(nn.Module):
+    """``B`` causal one-layer LSTM blocks, each adding a projection of its output to its input:
+    ``y <- y + W_b LSTM_b(y)``. With ``W_b = 0`` (how :mod:`model.grow` adds them) a block is the identity, so
+    blocks deepen a trained encoder without changing what it computes.
+    """
+
+    def __init__(self, d_model: int, blocks: int) -> None:
+        super().__init__()
+        assert blocks >= 1, f"at least one block, got {blocks}"
+        self.lstms = nn.ModuleList(nn.LSTM(d_model, d_model, batch_first=True) for _ in range(blocks))
+        self.projections = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(blocks))
+
+    def zero_projections(self) -> None:
+        """Make every block the identity (its LSTM keeps its weights)."""
+        with torch.no_grad():
+            for proj in self.projections:
+                for tensor in proj.parameters():
+                    tensor.zero_()
+
+    def forward(
+        self, y: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """y: (N, T, C); h, c: (B, N, C) one state row per block. Returns y and the new (B, N, C) states."""
+        hs, cs = [], []
+        for b, (lstm, proj) in enumerate(zip(self.lstms, self.projections, strict=True)):
+            out, (hb, cb) = lstm(y, (h[b : b + 1], c[b : b + 1]))
+            y = y + proj(out)
+            hs.append(hb)
+            cs.append(cb)
+        return y, torch.cat(hs, 0), torch.cat(cs, 0)
+
+
 class StsEncoder(nn.Module):
     """Mixture encoder -> separator (2 masks) -> tied channel encoder.
 
@@ -149,6 +182,10 @@ class StsEncoder(nn.Module):
         self.channel = nn.LSTM(
             c, c, num_layers=cfg.channel_layers, batch_first=True, dropout=_between(cfg, cfg.channel_layers)
         )
+        if cfg.mixture_blocks:
+            self.mixture_blocks = ResidualBlocks(c, cfg.mixture_blocks)
+        if cfg.channel_blocks:
+            self.channel_blocks = ResidualBlocks(c, cfg.channel_blocks)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
@@ -156,15 +193,22 @@ class StsEncoder(nn.Module):
         n = x.shape[0]
         assert state.batch_size == n, f"state holds {state.batch_size} streams, input {n}"
         y, conv = self.subsampling(x, state.conv)
-        mix, (mix_h, mix_c) = self.mixture(y, (state.mix_h, state.mix_c))
+        lm, lc = self.cfg.mixture_layers, self.cfg.channel_layers
+        mix, (mix_h, mix_c) = self.mixture(y, (state.mix_h[:lm], state.mix_c[:lm]))
         mix = self.dropout(mix) + y  # residual: the features reach the separator even while the LSTM learns
+        if self.cfg.mixture_blocks:
+            mix, bh, bc = self.mixture_blocks(mix, state.mix_h[lm:], state.mix_c[lm:])
+            mix_h, mix_c = torch.cat([mix_h, bh], 0), torch.cat([mix_c, bc], 0)
         if self.cfg.num_channels == 2:
             sep, (sep_h, sep_c) = self.separator(mix, (state.sep_h, state.sep_c))
             m0, m1 = torch.sigmoid(self.masks(sep)).chunk(2, dim=-1)  # (N, T', C) each
             channels = torch.cat([mix * m0, mix * m1], dim=0)  # (2N, T', C)
         else:
             channels, sep_h, sep_c = mix, state.sep_h, state.sep_c
-        out, (chan_h, chan_c) = self.channel(channels, (state.chan_h, state.chan_c))
+        out, (chan_h, chan_c) = self.channel(channels, (state.chan_h[:lc], state.chan_c[:lc]))
         out = out + channels  # residual
+        if self.cfg.channel_blocks:
+            out, bh, bc = self.channel_blocks(out, state.chan_h[lc:], state.chan_c[lc:])
+            chan_h, chan_c = torch.cat([chan_h, bh], 0), torch.cat([chan_c, bc], 0)
         new_state = EncoderState(conv, mix_h, mix_c, sep_h, sep_c, chan_h, chan_c)
         return self.dropout(out), new_state
