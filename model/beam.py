@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from model.char_lm import LmFusion
-from model.decoder import Decoder
+from model.decoder import Decoder, DecoderTable
 from model.joiner import Joiner
 from model.search import Emission
 from model.tokenizer import BLANK_ID
@@ -67,7 +67,7 @@ def _merge(hyps: list[Hyp]) -> list[Hyp]:
 
 @torch.no_grad()
 def beam_search(
-    decoder: Decoder,
+    decoder: Decoder | DecoderTable,
     joiner: Joiner,
     enc: torch.Tensor,
     beams: list[Beam],
@@ -102,7 +102,7 @@ def beam_search(
                 break
             flat = [h for r in range(m) for h in active[r]]
             context = torch.tensor([h.context for h in flat], dtype=torch.long)  # (H, L)
-            dec = decoder(context[:, -cs:], pad_left=False)[:, 0]  # (H, J)
+            dec = decoder.step(context[:, -cs:])  # (H, J)
             logp = torch.log_softmax(joiner(enc[rows, t], dec), dim=-1)  # (H, V)
             score = logp if logit_bias is None else logp + logit_bias
             if fusion is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,7 @@ class CharNgram:
         # (K, V) in the model's vocabulary: 0 for blank and the turn tokens, which the LM leaves to the model
         self._vocab = torch.zeros(keys.shape[0], len(TOKENS))
         self._vocab[:, _FIRST_CHAR_ID : _FIRST_CHAR_ID + len(CHARS)] = logprobs.float()
+        self._memo: dict[tuple[int, ...], int] = {}  # history -> row, filled by lookups (the search repeats them)
 
     @property
     def history(self) -> int:
@@ -100,18 +101,31 @@ class CharNgram:
     # -- lookup ----------------------------------------------------------------------------------------
     def rows(self, context: torch.Tensor) -> list[int]:
         """Table row of each history: (M, L) token ids, oldest first, blank-padded at a stream's start."""
+        if not self.history:
+            return [0] * len(context)
         out = []
-        for tokens in context[:, -self.history :].tolist() if self.history else [[] for _ in range(len(context))]:
-            digits: list[int] = []
-            for t in reversed(tokens):  # newest first, up to the start of the turn
-                if not _FIRST_CHAR_ID <= t < _FIRST_CHAR_ID + len(CHARS):
-                    digits.append(_BOS_DIGIT)
-                    break
-                digits.append(t - _FIRST_CHAR_ID + 1)
-            digits.reverse()
-            suffixes = (_key(digits[start:]) for start in range(len(digits) + 1))  # longest first; the last is 0
-            out.append(next(self._row[k] for k in suffixes if k in self._row))
+        for tokens in map(tuple, context[:, -self.history :].tolist()):
+            row = self._memo.get(tokens)
+            if row is None:
+                if len(self._memo) >= self.MEMO_SIZE:
+                    self._memo.clear()
+                row = self._memo[tokens] = self._lookup(tokens)
+            out.append(row)
         return out
+
+    MEMO_SIZE = 1 << 18  # histories remembered before the memo starts afresh
+
+    def _lookup(self, tokens: tuple[int, ...]) -> int:
+        """The row of the longest kept suffix of a history (token ids, oldest first) since its turn began."""
+        digits: list[int] = []
+        for t in reversed(tokens):  # newest first, up to the start of the turn
+            if not _FIRST_CHAR_ID <= t < _FIRST_CHAR_ID + len(CHARS):
+                digits.append(_BOS_DIGIT)
+                break
+            digits.append(t - _FIRST_CHAR_ID + 1)
+        digits.reverse()
+        suffixes = (_key(digits[start:]) for start in range(len(digits) + 1))  # longest first; the last is 0
+        return next(self._row[k] for k in suffixes if k in self._row)
 
     def vocab_logprobs(self, context: torch.Tensor) -> torch.Tensor:
         """(M, L) histories -> (M, V) log-probabilities in the model's vocabulary (0 for non-characters)."""
@@ -158,12 +172,16 @@ class LmFusion:
     lm: CharNgram
     weight: float
     bonus: float = 0.0
+    _table: torch.Tensor = field(init=False, repr=False, compare=False)  # (K, V) bias of every LM row
+
+    def __post_init__(self) -> None:
+        table = self.weight * self.lm._vocab
+        table[:, _FIRST_CHAR_ID : _FIRST_CHAR_ID + len(CHARS)] += self.bonus
+        object.__setattr__(self, "_table", table)
 
     def bias(self, context: torch.Tensor) -> torch.Tensor:
         """(M, L) search context -> (M, V) additions to the joiner's log-probabilities."""
-        add = self.weight * self.lm.vocab_logprobs(context)
-        add[:, _FIRST_CHAR_ID : _FIRST_CHAR_ID + len(CHARS)] += self.bonus
-        return add
+        return self._table[self.lm.rows(context)]
 
 
 def main(argv: list[str] | None = None) -> None:

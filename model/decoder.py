@@ -27,3 +27,35 @@ class Decoder(nn.Module):
         emb = self.embedding(tokens).transpose(1, 2)  # (N, D, U + context - 1)
         out = torch.relu(self.conv(emb)).transpose(1, 2)  # (N, U, D)
         return self.proj(out)
+
+    def step(self, context: torch.Tensor) -> torch.Tensor:
+        """(H, context_size) contexts of search hypotheses -> (H, joiner_dim) decoder outputs."""
+        return self(context, pad_left=False)[:, 0]
+
+
+class DecoderTable:
+    """A stateless decoder's output for every possible context, computed once, for the search.
+
+    The decoder sees only its last ``context_size`` tokens, so a search step is a row lookup instead of an
+    embedding + convolution per hypothesis per round (the largest cost of the beam search). Only for a frozen
+    decoder (its table does not follow later weight changes). ``step`` has :meth:`Decoder.step`'s meaning.
+    """
+
+    MAX_ROWS = 4096  # vocab ** context_size above this: the search calls the decoder itself (:meth:`of`)
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.context_size = decoder.context_size
+        vocab = decoder.embedding.num_embeddings
+        self.powers = vocab ** torch.arange(self.context_size - 1, -1, -1)  # (L,) place values, oldest first
+        grid = torch.cartesian_prod(*[torch.arange(vocab)] * self.context_size).reshape(-1, self.context_size)
+        with torch.no_grad():
+            self.table = decoder.step(grid)  # (V ** L, J); row (grid * powers).sum() of each context
+
+    @classmethod
+    def of(cls, decoder: Decoder) -> Decoder | DecoderTable:
+        """The table of ``decoder`` when it is small enough, else ``decoder``."""
+        return cls(decoder) if decoder.embedding.num_embeddings**decoder.context_size <= cls.MAX_ROWS else decoder
+
+    def step(self, context: torch.Tensor) -> torch.Tensor:
+        """(H, context_size) contexts -> (H, joiner_dim) decoder outputs."""
+        return self.table[(context * self.powers).sum(1)]

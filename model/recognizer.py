@@ -27,6 +27,7 @@ from model.beam import Beam, beam_search, flush
 from model.char_lm import CharNgram, LmFusion
 from model.checkpoint import checkpoint_dir, load_model, random_model
 from model.config import StreamingConfig, StsConfig
+from model.decoder import DecoderTable
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
@@ -177,6 +178,7 @@ class Recognizer:
         self.lm = lm
         self._fusion = LmFusion(lm, search.lm_weight, search.lm_bonus) if lm is not None and search.lm_weight else None
         self.context_width = context_width(self.config.model.context_size, self._fusion)
+        self._predictor = DecoderTable.of(model.decoder)  # the search's decoder lookups (frozen weights)
         self._lock = threading.Lock()
 
     @classmethod
@@ -249,7 +251,7 @@ class Recognizer:
         """Greedy search of (M, T, J) rows; emission frames made absolute by each row's offset."""
         search = self.config.streaming
         emissions, context = greedy_search(
-            self.model.decoder, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias,
+            self._predictor, self.model.joiner, enc, context, search.max_symbols_per_frame, self._bias,
             self._fusion,
         )  # fmt: skip
         return [replace(e, frame=e.frame + offsets[e.row]) for e in emissions], context
@@ -258,7 +260,7 @@ class Recognizer:
         """Beam search of (M, T, J) rows (absolute frames); the rows in ``ends`` commit their best hypothesis."""
         search = self.config.streaming
         emissions = beam_search(
-            self.model.decoder, self.model.joiner, enc, beams, search.beam, search.max_symbols_per_frame, offsets,
+            self._predictor, self.model.joiner, enc, beams, search.beam, search.max_symbols_per_frame, offsets,
             self._bias, self._fusion,
         )  # fmt: skip
         return sorted(emissions + flush(beams, ends), key=lambda e: e.frame)  # stable: rows keep their order

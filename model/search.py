@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from model.char_lm import LmFusion
-from model.decoder import Decoder
+from model.decoder import Decoder, DecoderTable
 from model.joiner import Joiner
 from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID
 
@@ -46,7 +46,7 @@ def context_width(context_size: int, fusion: LmFusion | None) -> int:
 
 @torch.no_grad()
 def greedy_search(
-    decoder: Decoder,
+    decoder: Decoder | DecoderTable,
     joiner: Joiner,
     enc: torch.Tensor,
     context: torch.Tensor,
@@ -71,7 +71,7 @@ def greedy_search(
     assert context.shape[0] == m, f"context rows {context.shape[0]} != encoder rows {m}"
     assert context.shape[1] >= cs, f"context of {context.shape[1]} tokens, the decoder reads {cs}"
     context = context.clone()
-    dec = decoder(context[:, -cs:], pad_left=False)[:, 0]  # (M, J)
+    dec = decoder.step(context[:, -cs:])  # (M, J)
     lm_bias = fusion.bias(context) if fusion is not None else None  # (M, V)
     emissions: list[Emission] = []
     for t in range(t_len):
@@ -88,7 +88,7 @@ def greedy_search(
             for r in rows.tolist():
                 emissions.append(Emission(r, t, int(best[r]), float(best_lp[r])))
             context[rows] = torch.cat([context[rows, 1:], best[rows, None]], dim=1)
-            dec[rows] = decoder(context[rows, -cs:], pad_left=False)[:, 0]
+            dec[rows] = decoder.step(context[rows, -cs:])
             if fusion is not None and lm_bias is not None:
                 lm_bias[rows] = fusion.bias(context[rows])
             active = emit

@@ -8,6 +8,7 @@ import torch
 
 from model.beam import Beam, Hyp, _commit, beam_search, flush
 from model.char_lm import CharNgram, LmFusion
+from model.decoder import DecoderTable
 from model.encoder import init_state
 from model.recognizer import Recognizer, Stream, TokenEvent
 from model.search import Emission, context_width, greedy_search, init_context, search_bias
@@ -170,3 +171,14 @@ def test_settle_commits_what_the_beam_holds_back(tiny_recognizer: Recognizer, te
         rec.decode_streams([stream])
     after = stream.pop_events()
     assert after and min(e.time for e in after) >= settled_at - 1e-6  # nothing decoded before comes out twice
+
+
+def test_decoder_table_gives_the_decoder_outputs(tiny_recognizer: Recognizer) -> None:
+    decoder = tiny_recognizer.model.decoder
+    table = DecoderTable.of(decoder)
+    assert isinstance(table, DecoderTable) and table.table.shape[0] == len(TOKENS) ** decoder.context_size
+    contexts = torch.randint(0, len(TOKENS), (50, decoder.context_size), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(table.step(contexts), decoder.step(contexts))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DecoderTable, "MAX_ROWS", len(TOKENS) ** decoder.context_size - 1)
+        assert DecoderTable.of(decoder) is decoder  # too many contexts: the search calls the decoder

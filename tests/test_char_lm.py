@@ -94,3 +94,15 @@ def test_from_pretrained_loads_the_lm_of_a_checkpoint(
     lm.save(tmp_path)
     rec = Recognizer.from_pretrained(tmp_path)
     assert rec.lm is not None and rec.context_width == lm.history
+
+
+def test_remembered_rows_are_the_looked_up_rows(lm: CharNgram) -> None:
+    contexts = torch.cat([history(t, width=4, turn_start=s) for t in ("the c", "a do", "xyzq", "") for s in (0, 1)])
+    fresh = CharNgram(lm.order, lm.keys, lm.logprobs)
+    first = fresh.rows(contexts)
+    assert first == [fresh._lookup(tuple(c)) for c in contexts[:, -fresh.history :].tolist()]
+    assert fresh.rows(contexts) == first and len(fresh._memo) == len({tuple(c) for c in contexts.tolist()})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CharNgram, "MEMO_SIZE", 2)  # a full memo starts afresh and answers the same
+        small = CharNgram(lm.order, lm.keys, lm.logprobs)
+        assert small.rows(contexts) == first and len(small._memo) <= 2
