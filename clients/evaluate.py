@@ -27,7 +27,7 @@ import itertools
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,9 +37,10 @@ from model.char_lm import CharNgram
 from model.checkpoint import checkpoint_dir, load_model
 from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
 from model.data.meeting import read_eval_set
-from model.recognizer import Recognizer, set_num_threads
+from model.recognizer import Recognizer, TokenEvent, set_num_threads
 from model.report import group_rows, publish
 from model.speaker import Embedder, load_embedder
+from model.speaker_cluster import TUNABLE
 from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
@@ -91,52 +92,86 @@ class Decoded:
         times += [now] * max(0, len(text.split()) - len(times))
 
 
-def decode_sessions(
-    rec: Recognizer, sessions: list[RefSession], batch: int = 16, embedder: Embedder | None = None
-) -> list[Decoded]:
-    """Stream every session in 320 ms pieces, ``batch`` sessions decoded together; speakers labelled by voice
-    with ``embedder`` (as the service does), else by channel."""
-    results = [Decoded() for _ in sessions]
+@dataclass
+class Recording:
+    """What the recognizer gave one session, decode step by decode step, so that the labelling can be run again
+    (other clustering knobs) without decoding again: replaying it is exactly the live run."""
+
+    steps: list[tuple[int, list[TokenEvent]]] = field(default_factory=list)  # (samples sent, events of the step)
+    cpu_seconds: float = 0.0  # its share of the decoding CPU time
+
+
+def recognize_sessions(rec: Recognizer, sessions: list[RefSession], batch: int = 16) -> list[Recording]:
+    """Stream every session in 320 ms pieces, ``batch`` sessions decoded together, as the service does."""
+    out = [Recording() for _ in sessions]
     for b0 in range(0, len(sessions), batch):
         group = list(range(b0, min(b0 + batch, len(sessions))))
         streams = {i: rec.create_stream() for i in group}
-        labellers = {i: make_labeller(embedder) for i in group}
-        assemblers = {i: TurnAssembler(labellers[i]) for i in group}
         pos = dict.fromkeys(group, 0)
         t0 = time.process_time()
         while not all(s.is_done for s in streams.values()):
             for i, s in streams.items():
                 sess = sessions[i]
-                piece = int(rec.chunk_seconds * sess.sample_rate)
                 if pos[i] < len(sess.audio):
-                    labellers[i].accept_waveform(sess.sample_rate, sess.audio[pos[i] : pos[i] + piece])
+                    piece = int(rec.chunk_seconds * sess.sample_rate)
                     s.accept_waveform(sess.sample_rate, sess.audio[pos[i] : pos[i] + piece])
-                    pos[i] += piece
+                    pos[i] = min(pos[i] + piece, len(sess.audio))
                 elif not s.finished:
                     s.input_finished()
             rec.decode_streams(list(streams.values()))
             for i, s in streams.items():
-                now = min(pos[i], len(sessions[i].audio)) / sessions[i].sample_rate
-                finals = assemblers[i].push(s.pop_events())
-                for t in finals:
-                    results[i].saw(t.turn_id, t.text, now)
-                results[i].turns += finals
-                # as the service: partials (provisional labels; a client sees their words first)
-                for p in assemblers[i].partials():
-                    results[i].saw(p.turn_id, p.text, now)
-        for i in group:
-            finals = assemblers[i].finalize()
-            for t in finals:
-                results[i].saw(t.turn_id, t.text, sessions[i].duration)
-            results[i].turns += finals
-            # as REST and relabelling WebSocket clients: the end-of-stream revision of the labels
-            results[i].live_turns = results[i].turns
-            results[i].turns = relabelled(results[i].turns, labellers[i].revise())
+                out[i].steps.append((pos[i], s.pop_events()))
         cpu = time.process_time() - t0
         total = sum(sessions[i].duration for i in group)
         for i in group:
-            results[i].cpu_seconds = cpu * sessions[i].duration / total
+            out[i].cpu_seconds = cpu * sessions[i].duration / total
+    return out
+
+
+def label_sessions(
+    recordings: list[Recording],
+    sessions: list[RefSession],
+    embedder: Embedder | None = None,
+    clustering: dict[str, float] | None = None,
+) -> list[Decoded]:
+    """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
+    ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live."""
+    results = []
+    for rec, sess in zip(recordings, sessions, strict=True):
+        t0 = time.process_time()
+        result = Decoded()
+        labeller = make_labeller(embedder, clustering=clustering)
+        assembler = TurnAssembler(labeller)
+        sent = 0
+        for pos, events in rec.steps:
+            if pos > sent:
+                labeller.accept_waveform(sess.sample_rate, sess.audio[sent:pos])
+                sent = pos
+            now = pos / sess.sample_rate
+            finals = assembler.push(events)
+            for t in finals:
+                result.saw(t.turn_id, t.text, now)
+            result.turns += finals
+            # as the service: partials (provisional labels; a client sees their words first)
+            for p in assembler.partials():
+                result.saw(p.turn_id, p.text, now)
+        finals = assembler.finalize()
+        for t in finals:
+            result.saw(t.turn_id, t.text, sess.duration)
+        result.turns += finals
+        # as REST and relabelling WebSocket clients: the end-of-stream revision of the labels
+        result.live_turns = result.turns
+        result.turns = relabelled(result.turns, labeller.revise())
+        result.cpu_seconds = rec.cpu_seconds + time.process_time() - t0
+        results.append(result)
     return results
+
+
+def decode_sessions(
+    rec: Recognizer, sessions: list[RefSession], batch: int = 16, embedder: Embedder | None = None
+) -> list[Decoded]:
+    """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
+    return label_sessions(recognize_sessions(rec, sessions, batch), sessions, embedder)
 
 
 def _seglst_ref(s: RefSession) -> list[dict[str, Any]]:
@@ -346,40 +381,98 @@ def sweep_score(report: dict[str, Any]) -> float:
     return sum(rates) / max(1, len(rates))
 
 
+def _grid_search(
+    grid: dict[str, list[float]],
+    run: Callable[[dict[str, float]], dict[str, Any]],
+    cell: Callable[[dict[str, Any]], str],
+    objective: Callable[[dict[str, Any]], float],
+    title: str,
+) -> tuple[dict[str, Any], str]:
+    """Run every combination of ``grid`` (name -> values) and keep the one with the lowest ``objective`` of its
+    report; returns {best, reports} and a Markdown table (one ``cell`` per set, then the objective)."""
+    names = list(grid)
+    rows, reports, specs = [], {}, []
+    best: tuple[float, dict[str, float]] = (float("inf"), {})
+    for values in itertools.product(*(grid[n] for n in names)):
+        setting = dict(zip(names, values, strict=True))
+        report = run(setting)
+        reports[",".join(f"{n}={v:g}" for n, v in setting.items())] = report
+        specs = list(report["sets"])
+        value = objective(report)
+        cells = [cell(e) for e in report["sets"].values()]
+        rows.append("| " + " | ".join(f"{v:g}" for v in values) + " | " + " | ".join(cells) + f" | {100 * value:.1f} |")
+        if value < best[0]:
+            best = (value, setting)
+    best_text = ", ".join(f"{n.replace('_', ' ')} {v:g}" for n, v in best[1].items())
+    head = [f"{title}; best: {best_text}", "",
+            "| " + " | ".join(n.replace("_", " ") for n in names) + " | " + " | ".join(specs) + " | score |",
+            "|---" * (len(names) + len(specs) + 1) + "|"]  # fmt: skip
+    return {"best": best[1], "reports": reports}, "\n".join(head + rows) + "\n"
+
+
 def sweep_search(
     rec: Recognizer, specs: list[str], grid: dict[str, list[float]], limit: int | None = None, batch: int = 16
 ) -> tuple[dict[str, Any], str]:
     """Evaluate ``specs`` at every combination of the search settings in ``grid`` (name -> values, names from
     :data:`SEARCH_SETTINGS`); returns the reports with the best combination (the lowest :func:`sweep_score`) and a
     Markdown table (per set: ORC-WER / cpWER / turns found per reference turn)."""
-    names = list(grid)
-    rows, reports = [], {}
-    best: tuple[float, dict[str, float]] = (float("inf"), {})
-    for values in itertools.product(*(grid[n] for n in names)):
-        setting = dict(zip(names, values, strict=True))
-        report = evaluate(rec.with_search(rec.config.streaming.overridden(**setting)), specs, limit, batch)
-        reports[",".join(f"{n}={v:g}" for n, v in setting.items())] = report
-        cells = [f"{100 * e['orc_wer']['rate']:.1f} / {100 * e['cp_wer']['rate']:.1f} / {e['turns']['ratio']:.2f}"
-                 for e in report["sets"].values()]  # fmt: skip
-        score = sweep_score(report)
-        rows.append("| " + " | ".join(f"{v:g}" for v in values) + " | " + " | ".join(cells) + f" | {100 * score:.1f} |")
-        if score < best[0]:
-            best = (score, setting)
-    best_text = ", ".join(f"{n.replace('_', ' ')} {v:g}" for n, v in best[1].items())
-    head = [f"Model `{rec.model_name}`, search sweep; best: {best_text}", "",
-            "| " + " | ".join(n.replace("_", " ") for n in names) + " | " + " | ".join(specs) + " | score |",
-            "|---" * (len(names) + len(specs) + 1) + "|"]  # fmt: skip
-    return {"model": rec.model_name, "best": best[1], "reports": reports}, "\n".join(head + rows) + "\n"
+    result, table = _grid_search(
+        grid,
+        lambda setting: evaluate(rec.with_search(rec.config.streaming.overridden(**setting)), specs, limit, batch),
+        lambda e: f"{100 * e['orc_wer']['rate']:.1f} / {100 * e['cp_wer']['rate']:.1f} / {e['turns']['ratio']:.2f}",
+        sweep_score,
+        f"Model `{rec.model_name}`, search sweep",
+    )
+    return {"model": rec.model_name, **result}, table
 
 
-def parse_sweep(items: list[str]) -> dict[str, list[float]]:
-    """``["turn_bonus=0,0.5", "lm_weight=0.2,0.4"]`` -> {name: values}; names must be search settings."""
+def label_score(report: dict[str, Any]) -> float:
+    """What a labelling sweep minimises: the mean cpWER of the sets (the words are the recognizer's and do not
+    change; who said them does, single-speaker sessions included: a split speaker costs there too)."""
+    rates = [e["cp_wer"]["rate"] for e in report["sets"].values() if e["cp_wer"]]
+    return sum(rates) / max(1, len(rates))
+
+
+def sweep_labels(
+    rec: Recognizer,
+    specs: list[str],
+    grid: dict[str, list[float]],
+    limit: int | None = None,
+    batch: int = 16,
+    speaker_model: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Decode ``specs`` once, then label them at every combination of the clustering knobs in ``grid`` (names
+    from ``model.speaker_cluster.TUNABLE``, replacing the embedder's tuned values); the best has the lowest
+    :func:`label_score`. Cells: cpWER / cpWER - ORC-WER / speaker count accuracy."""
+    embedder = load_embedder(speaker_model)
+    decoded = {}
+    for spec in specs:
+        sessions = load_set(spec, limit)
+        decoded[spec] = (sessions, recognize_sessions(rec, sessions, batch))
+
+    def run(setting: dict[str, float]) -> dict[str, Any]:
+        sets = {spec: score(sessions, label_sessions(recordings, sessions, embedder, setting))
+                for spec, (sessions, recordings) in decoded.items()}  # fmt: skip
+        return {"model": rec.model_name, "labels": f"voice ({speaker_model or 'bundled'})", "sets": sets}
+
+    def cell(e: dict[str, Any]) -> str:
+        cp, orc = 100 * e["cp_wer"]["rate"], 100 * e["orc_wer"]["rate"]
+        return f"{cp:.1f} / {cp - orc:.1f} / {100 * e['speakers']['count_accuracy']:.0f}%"
+
+    tuned = embedder.info.clustering or {}
+    title = f"Model `{rec.model_name}`, labelling sweep (embedder's tuned knobs: {tuned})"
+    result, table = _grid_search(grid, run, cell, label_score, title)
+    return {"model": rec.model_name, **result}, table
+
+
+def parse_sweep(items: list[str], known: tuple[str, ...] = SEARCH_SETTINGS) -> dict[str, list[float]]:
+    """``["turn_bonus=0,0.5", "lm_weight=0.2,0.4"]`` -> {name: values}; names must be in ``known``."""
     grid = {}
     for item in items:
         name, _, values = item.partition("=")
         name = name.strip().replace("-", "_")
-        if name not in SEARCH_SETTINGS or not values:
-            raise SystemExit(f"--sweep wants NAME=V1,V2,... with NAME one of {', '.join(SEARCH_SETTINGS)}: {item!r}")
+        if name not in known or not values:
+            raise SystemExit(f"a sweep wants NAME=V1,V2,... with NAME one of {', '.join(known)}: {item!r}")
         grid[name] = [float(v) for v in values.split(",")]
     return grid
 
@@ -400,6 +493,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="evaluate at each value (repeat for a grid) and report the best (cells: ORC-WER / cpWER / "
                    "turns per reference turn; score: mean of (ORC-WER + cpWER) / 2); tune on sets you do not "
                    "report")  # fmt: skip
+    p.add_argument("--sweep-labels", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help=f"decode once, then label at each value of a clustering knob ({', '.join(TUNABLE)}; repeat "
+                   "for a grid) and report the best (cells: cpWER / cpWER - ORC-WER / speaker count accuracy; score: "
+                   "mean cpWER of the sets)")  # fmt: skip
     a = p.parse_args(argv)
     set_num_threads(a.threads)
     model = load_model(a.model)
@@ -410,6 +507,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{e} (give --lm DIR)") from None
     if a.sweep:
         publish(*sweep_search(rec, a.sets, parse_sweep(a.sweep), a.limit, a.batch), a.out)
+        return
+    if a.sweep_labels:
+        grid = parse_sweep(a.sweep_labels, TUNABLE)
+        publish(*sweep_labels(rec, a.sets, grid, a.limit, a.batch, a.speaker_model), a.out)
         return
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model)
     md = markdown(report)

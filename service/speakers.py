@@ -26,7 +26,7 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,16 @@ from service.schemas import Turn
 from service.turns import ChannelLabeller, OpenSpan, SpeakerLabeller
 
 
-def make_labeller(embedder: Embedder | None, max_speakers: int | None = None) -> SpeakerLabeller:
-    """A :class:`VoiceLabeller` when a speaker embedder is loaded, else the provisional channel labeller."""
+def make_labeller(
+    embedder: Embedder | None, max_speakers: int | None = None, clustering: Mapping[str, float] | None = None
+) -> SpeakerLabeller:
+    """A :class:`VoiceLabeller` when a speaker embedder is loaded, else the provisional channel labeller.
+    ``clustering`` overrides the embedder's tuned clustering knobs (``model.speaker_cluster.TUNABLE``; for
+    tuning them, e.g. ``sts-eval --sweep-labels``)."""
     if embedder is None:
         return ChannelLabeller()
-    return VoiceLabeller(embedder, clusterer_config(embedder.info.clustering, max_speakers=max_speakers))
+    tuned = {**(embedder.info.clustering or {}), **(clustering or {})}
+    return VoiceLabeller(embedder, clusterer_config(tuned, max_speakers=max_speakers))
 
 
 DEFAULT_BUFFER_SECONDS = 120.0  # audio kept for cutting turns: longer than a turn (30 s) plus decode delay

@@ -106,3 +106,29 @@ def test_turn_bonus_sweep(tmp_path_factory: pytest.TempPathFactory, tmp_path: Pa
     best = min(sweep["reports"], key=lambda b: sweep_score(sweep["reports"][b]))
     assert sweep["best"] == {"turn_bonus": float(best.split("=")[1])}
     assert f"best: turn bonus {sweep['best']['turn_bonus']:g}" in (tmp_path / "sw.md").read_text()
+
+
+def test_label_sweep_decodes_once_and_moves_the_labels(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clients.evaluate as evaluate
+
+    bank = Bank(tiny_bank_root(tmp_path_factory))
+    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
+    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(2)])
+    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
+    calls = []
+    recognize = evaluate.recognize_sessions
+    monkeypatch.setattr(evaluate, "recognize_sessions", lambda *a, **k: calls.append(1) or recognize(*a, **k))
+    spec = str(tmp_path / "set")
+    # threshold: the cosine a new speaker scores; -1 never opens a second one, 1 opens one for every turn
+    main([spec, "--model", str(model), "--sweep-labels", "threshold=-1,1", "--sweep-labels", "min_new_seconds=0",
+          "--sweep-labels", "merge_threshold=2", "--out", str(tmp_path / "sw")])  # fmt: skip
+    assert len(calls) == 1  # one decode for every labelling
+    sweep = json.loads((tmp_path / "sw.json").read_text())
+    reports = sweep["reports"]
+    few, many = (reports[f"threshold={t},min_new_seconds=0,merge_threshold=2"]["sets"][spec] for t in (-1, 1))
+    assert few["turns"] == many["turns"] and few["orc_wer"] == many["orc_wer"]  # same words and turns
+    assert few["turns"]["found"] > 2  # the lively random model opens turns to label
+    assert few["cp_wer"]["rate"] != many["cp_wer"]["rate"] or few["speakers"] != many["speakers"]
+    assert sweep["best"]["threshold"] in (-1, 1) and "labelling sweep" in (tmp_path / "sw.md").read_text()
