@@ -186,8 +186,22 @@ def _seglst_hyp(s: RefSession, turns: Iterable[Turn], by: str) -> list[dict[str,
     return out or [{"session_id": s.session_id, "speaker": "none", "start_time": 0.0, "end_time": 0.0, "words": ""}]
 
 
+def oracle_labelled(s: RefSession, turns: list[Turn]) -> list[Turn]:
+    """``turns`` each labelled with the reference speaker it overlaps most in time (the first reference turn's
+    speaker when it overlaps none): the best labels these turns allow, one speaker per turn."""
+    out = []
+    for t in turns:
+        talk: dict[str, float] = defaultdict(float)
+        for r in s.turns:
+            talk[r["speaker"]] += max(0.0, min(t.end, r["end"]) - max(t.start, r["start"]))
+        best = max(talk.items(), key=lambda kv: kv[1], default=("none", 0.0))[0]
+        out.append(t.model_copy(update={"speaker": best}))
+    return out
+
+
 def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]:
-    """``kind``: "orc" (ORC-WER by channel), "cp" (cpWER, final labels) or "cp_live" (cpWER, live labels)."""
+    """``kind``: "orc" (ORC-WER by channel), "cp" (cpWER, final labels), "cp_live" (cpWER, live labels) or
+    "cp_oracle" (cpWER, :func:`oracle_labelled`: what the turns cost, whatever the labeller does)."""
     import meeteval
 
     ref: list[dict[str, Any]] = []
@@ -195,7 +209,7 @@ def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -
     for s, d in zip(sessions, decoded, strict=True):
         if s.score_words:
             ref += _seglst_ref(s)
-            turns = d.live_turns if kind == "cp_live" else d.turns
+            turns = {"cp_live": d.live_turns, "cp_oracle": oracle_labelled(s, d.turns)}.get(kind, d.turns)
             hyp += _seglst_hyp(s, turns, "channel" if kind == "orc" else "speaker")
     if not ref:
         return {}
@@ -290,6 +304,7 @@ def score(sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, Any]:
         "orc_wer": _error_rate("orc", sessions, decoded),
         "cp_wer": _error_rate("cp", sessions, decoded),
         "cp_wer_live": _error_rate("cp_live", sessions, decoded),
+        "cp_wer_oracle_labels": _error_rate("cp_oracle", sessions, decoded),
         "cer": _cer(sessions, decoded),
         "turns": {"reference": ref_turns, "found": hyp_turns, "ratio": hyp_turns / max(1, ref_turns)},
         "speakers": _speakers(sessions, decoded),
@@ -350,7 +365,7 @@ def summary_line(e: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER (live) | CER (single) | turns found / ref "
+    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER (live / oracle labels) | CER (single) | turns found / ref "
             "| spk count acc. | DER | sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) "
             "| RTF |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
 
@@ -360,8 +375,9 @@ def markdown(report: dict[str, Any]) -> str:
     def row(name: str, e: dict[str, Any]) -> str:
         t = e["timing"]
         orc, cp, cer = e["orc_wer"].get("rate"), e["cp_wer"].get("rate"), e.get("cer", {}).get("rate")
-        live = e.get("cp_wer_live", {}).get("rate")
-        return (f"| {name} | {e['sessions']} | {e['hours']:.2f} | {pct(orc)} | {pct(cp)} ({pct(live)}) | {pct(cer)} | "
+        live, oracle = e.get("cp_wer_live", {}).get("rate"), e.get("cp_wer_oracle_labels", {}).get("rate")
+        return (f"| {name} | {e['sessions']} | {e['hours']:.2f} | {pct(orc)} | {pct(cp)} ({pct(live)} / {pct(oracle)}) "
+                f"| {pct(cer)} | "
                 f"{e['turns']['found']} / {e['turns']['reference']} | "
                 f"{100 * e['speakers']['count_accuracy']:.1f}% | {100 * e['speakers']['der']:.1f}% | "
                 f"{t.get('sot_delay_median', float('nan')):.2f} / {t.get('sot_delay_p90', float('nan')):.2f} | "

@@ -132,3 +132,16 @@ def test_label_sweep_decodes_once_and_moves_the_labels(
     assert few["turns"]["found"] > 2  # the lively random model opens turns to label
     assert few["cp_wer"]["rate"] != many["cp_wer"]["rate"] or few["speakers"] != many["speakers"]
     assert sweep["best"]["threshold"] in (-1, 1) and "labelling sweep" in (tmp_path / "sw.md").read_text()
+
+
+def test_oracle_labels_name_each_turn_by_its_main_reference_speaker() -> None:
+    from clients.evaluate import oracle_labelled
+
+    turns = [
+        {"speaker": "A", "start": 0.0, "end": 2.0, "text": "a"},
+        {"speaker": "B", "start": 1.5, "end": 4.0, "text": "b"},
+    ]
+    ref = RefSession("s", np.zeros(16000 * 5, np.float32), 16000, turns, "espeak")
+    hyp = [_turn("t0", "S9", 0.0, 1.8), _turn("t1", "S9", 1.0, 4.0), _turn("t2", "S1", 4.5, 5.0)]
+    assert [t.speaker for t in oracle_labelled(ref, hyp)] == ["A", "B", "A"]  # t2 overlaps none: "A" (first)
+    assert [t.speaker for t in hyp] == ["S9", "S9", "S1"]  # the input is not changed
