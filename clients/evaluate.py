@@ -365,9 +365,9 @@ def summary_line(e: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER (live / oracle labels) | CER (single) | turns found / ref "
-            "| spk count acc. | DER | sot delay med / p90 (s) | eot delay med / p90 (s) | word latency med / p90 (s) "
-            "| RTF |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| set | sessions | hours | WER / ORC-WER | cpWER (live / oracle labels) | CER (single) "
+            "| turns found / ref | spk count acc. | DER | sot delay med / p90 (s) | eot delay med / p90 (s) "
+            "| word latency med / p90 (s) | RTF |", "|---" * 13 + "|"]  # fmt: skip
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}%"
