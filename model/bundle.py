@@ -78,6 +78,11 @@ def bank_summary(bank: Path) -> dict[str, Any]:
     return Bank(bank).summary()
 
 
+def _blocks(n: int) -> str:
+    """The residual blocks ``model.grow`` added after a stack, in words ("" for none)."""
+    return f" + {n} residual LSTM block{'s' if n > 1 else ''} (added by `model.grow`)" if n else ""
+
+
 def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | None) -> str:
     model = load_model(model_dir)
     cfg = model.cfg
@@ -91,13 +96,15 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         "",
         "## Architecture",
         f"- {params / 1e6:.2f}M parameters; 80-bin log-mel (25 ms / 10 ms), causal, right context 0.",
-        f"- Stride-4 conv + causal conv (40 ms frames), {m.mixture_layers} mixture LSTM layers of {m.d_model}, "
+        f"- Stride-4 conv + causal conv (40 ms frames), {m.mixture_layers} mixture LSTM layers of {m.d_model}"
+        + _blocks(m.mixture_blocks)
+        + ", "
         + (
             f"separator ({m.separator_layers} LSTM layer + 2 sigmoid masks), "
             if m.num_channels == 2
             else "no separator, "
         )
-        + f"{m.channel_layers} channel LSTM layers tied across {m.num_channels} channel(s).",
+        + f"{m.channel_layers} channel LSTM layers{_blocks(m.channel_blocks)} tied across {m.num_channels} channel(s).",
         f"- Stateless prediction network (context {m.context_size}), joiner {m.joiner_dim}, vocabulary {m.vocab_size} "
         "(blank, a-z, space, apostrophe, <sot>, <eot>). "
         + ("Greedy search" if cfg.streaming.beam == 1 else "Streaming beam search")
