@@ -37,19 +37,31 @@ class DecoderTable:
     """A stateless decoder's output for every possible context, computed once, for the search.
 
     The decoder sees only its last ``context_size`` tokens, so a search step is a row lookup instead of an
-    embedding + convolution per hypothesis per round (the largest cost of the beam search). Only for a frozen
-    decoder (its table does not follow later weight changes). ``step`` has :meth:`Decoder.step`'s meaning.
+    embedding + convolution per hypothesis per round (the largest cost of the beam search). The table is built
+    again when the decoder's weights change in place (their version counters move, e.g. ``copy_`` or
+    ``load_state_dict``). ``step`` has :meth:`Decoder.step`'s meaning.
     """
 
     MAX_ROWS = 4096  # vocab ** context_size above this: the search calls the decoder itself (:meth:`of`)
 
     def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
         self.context_size = decoder.context_size
         vocab = decoder.embedding.num_embeddings
         self.powers = vocab ** torch.arange(self.context_size - 1, -1, -1)  # (L,) place values, oldest first
-        grid = torch.cartesian_prod(*[torch.arange(vocab)] * self.context_size).reshape(-1, self.context_size)
+        self.grid = torch.cartesian_prod(*[torch.arange(vocab)] * self.context_size).reshape(-1, self.context_size)
+        self._built_for: tuple[tuple[int, int], ...] = ()
+        self.table = self._build()  # (V ** L, J); row (grid * powers).sum() of each context
+
+    def _weights(self) -> tuple[tuple[int, int], ...]:
+        """Where the decoder's weights live and how often they were changed in place (weights made in inference
+        mode keep no version counter: they cannot change in place outside it either)."""
+        return tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in self.decoder.parameters())
+
+    def _build(self) -> torch.Tensor:
         with torch.no_grad():
-            self.table = decoder.step(grid)  # (V ** L, J); row (grid * powers).sum() of each context
+            self._built_for = self._weights()
+            return self.decoder.step(self.grid)
 
     @classmethod
     def of(cls, decoder: Decoder) -> Decoder | DecoderTable:
@@ -58,4 +70,6 @@ class DecoderTable:
 
     def step(self, context: torch.Tensor) -> torch.Tensor:
         """(H, context_size) contexts -> (H, joiner_dim) decoder outputs."""
+        if self._weights() != self._built_for:
+            self.table = self._build()
         return self.table[(context * self.powers).sum(1)]

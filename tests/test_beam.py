@@ -173,11 +173,16 @@ def test_settle_commits_what_the_beam_holds_back(tiny_recognizer: Recognizer, te
     assert after and min(e.time for e in after) >= settled_at - 1e-6  # nothing decoded before comes out twice
 
 
-def test_decoder_table_gives_the_decoder_outputs(tiny_recognizer: Recognizer) -> None:
-    decoder = tiny_recognizer.model.decoder
+def test_decoder_table_gives_the_decoder_outputs() -> None:
+    from model.config import StsConfig
+
+    decoder = Recognizer.random(StsConfig.tiny(), seed=4).model.decoder  # its own: the test changes its weights
     table = DecoderTable.of(decoder)
     assert isinstance(table, DecoderTable) and table.table.shape[0] == len(TOKENS) ** decoder.context_size
     contexts = torch.randint(0, len(TOKENS), (50, decoder.context_size), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(table.step(contexts), decoder.step(contexts))
+    with torch.no_grad():
+        decoder.proj.bias.add_(1.0)  # weights changed in place: the table follows
     torch.testing.assert_close(table.step(contexts), decoder.step(contexts))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(DecoderTable, "MAX_ROWS", len(TOKENS) ** decoder.context_size - 1)
