@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,13 @@ SUBSETS: dict[str, SimulatorConfig] = {
 }
 
 
-def make_devset(bank: Bank, sessions: int, seed: int) -> dict[str, list[Session]]:
-    """``sessions`` sessions per subset; session ``i`` of subset ``k`` uses the generator (seed, k, i)."""
+def make_devset(bank: Bank, sessions: int, seed: int, split: str = "dev") -> dict[str, list[Session]]:
+    """``sessions`` sessions per subset; session ``i`` of subset ``k`` uses the generator (seed, k, i). ``split``
+    "train" draws the same kind of sessions from the training voices and utterances (to see how well the model
+    fits what it trained on; never a dev score)."""
     out: dict[str, list[Session]] = {}
     for k, (name, config) in enumerate(SUBSETS.items()):
-        sim = MeetingSimulator(config, bank)
+        sim = MeetingSimulator(replace(config, split=split), bank)
         out[name] = [
             sim.sample(np.random.default_rng([seed, k, i]), session_id=f"dev-{name}-{i:04d}") for i in range(sessions)
         ]
@@ -80,9 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="data/dev", help="output folder")
     parser.add_argument("--sessions", type=int, default=40, help="sessions per subset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="dev", choices=("dev", "train"), help="voices and utterances to draw")
     args = parser.parse_args(argv)
     bank = Bank(args.bank, families=args.families.split(",") if args.families else None)
-    subsets = make_devset(bank, args.sessions, args.seed)
+    subsets = make_devset(bank, args.sessions, args.seed, args.split)
     print(f"{'subset':8} {'sessions':>8} {'hours':>7} {'overlap':>8} {'turns/min':>9} {'speakers':>8}")
     for name, sessions in subsets.items():
         write_sessions(Path(args.out) / name, sessions)
