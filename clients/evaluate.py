@@ -137,13 +137,13 @@ def label_sessions(
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
     ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live."""
     results = []
-    for rec, sess in zip(recordings, sessions, strict=True):
+    for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
         labeller = make_labeller(embedder, clustering=clustering)
         assembler = TurnAssembler(labeller)
         sent = 0
-        for pos, events in rec.steps:
+        for pos, events in recording.steps:
             if pos > sent:
                 labeller.accept_waveform(sess.sample_rate, sess.audio[sent:pos])
                 sent = pos
@@ -162,7 +162,7 @@ def label_sessions(
         # as REST and relabelling WebSocket clients: the end-of-stream revision of the labels
         result.live_turns = result.turns
         result.turns = relabelled(result.turns, labeller.revise())
-        result.cpu_seconds = rec.cpu_seconds + time.process_time() - t0
+        result.cpu_seconds = recording.cpu_seconds + time.process_time() - t0
         results.append(result)
     return results
 

@@ -52,6 +52,8 @@ def _digit(symbol: str) -> int:
 class CharNgram:
     """Smoothed character n-gram: ``logprobs`` of the next character after a history of token ids."""
 
+    MEMO_SIZE = 1 << 18  # histories whose row :meth:`rows` remembers before its memo starts afresh
+
     def __init__(self, order: int, keys: torch.Tensor, logprobs: torch.Tensor, min_count: int = 1) -> None:
         """keys: (K,) int64 context keys; logprobs: (K, 28) natural-log probabilities of the characters;
         min_count: the pruning it was built with (kept for the record)."""
@@ -112,8 +114,6 @@ class CharNgram:
                 row = self._memo[tokens] = self._lookup(tokens)
             out.append(row)
         return out
-
-    MEMO_SIZE = 1 << 18  # histories remembered before the memo starts afresh
 
     def _lookup(self, tokens: tuple[int, ...]) -> int:
         """The row of the longest kept suffix of a history (token ids, oldest first) since its turn began."""

@@ -178,7 +178,7 @@ class Recognizer:
         self.lm = lm
         self._fusion = LmFusion(lm, search.lm_weight, search.lm_bonus) if lm is not None and search.lm_weight else None
         self.context_width = context_width(self.config.model.context_size, self._fusion)
-        self._predictor = DecoderTable.of(model.decoder)  # the search's decoder lookups (frozen weights)
+        self._predictor = DecoderTable.of(model.decoder)  # the search's decoder outputs, looked up
         self._lock = threading.Lock()
 
     @classmethod
