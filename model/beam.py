@@ -9,7 +9,11 @@ search is the greedy search.
 
 Streaming: tokens that every hypothesis of a row holds (their common prefix) are final and come out as
 emissions; the rest stays pending in the row's :class:`Beam` until later frames settle it, or until
-:func:`flush` commits the best hypothesis at the end of the stream.
+:func:`flush` commits the best hypothesis at the end of the stream. Hypotheses can disagree for a long time
+(one closed the turn with ``<eot>``, another still waits in the silence that follows), so ``max_pending``
+bounds the wait: a token of the best hypothesis that has been pending that many frames is committed anyway,
+and the hypotheses that do not hold it are dropped. The check runs on every frame, so the result does not
+depend on how the stream was cut into blocks.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ def beam_search(
     offsets: list[int],
     logit_bias: torch.Tensor | None = None,
     fusion: LmFusion | None = None,
+    max_pending: int | None = None,
 ) -> list[Emission]:
     """Advance every row's beam over a block of frames (in place) and return the tokens that became final.
 
@@ -87,12 +92,15 @@ def beam_search(
             emissions give absolute frames.
         logit_bias: optional (V,) decode-time biases (see :func:`model.search.search_bias`).
         fusion: optional character LM fused into the scores.
+        max_pending: most encoder frames a token of a row's best hypothesis stays pending (None: no bound).
     Returns:
-        The committed emissions (rows' common prefixes), in time order per row.
+        The committed emissions (rows' common prefixes, and the tokens ``max_pending`` forced), in time order
+        per row.
     """
     m, t_len, _ = enc.shape
     assert len(beams) == m == len(offsets), f"{len(beams)} beams and {len(offsets)} offsets for {m} rows"
     cs = decoder.context_size
+    committed: list[Emission] = []
     for t in range(t_len):
         done: list[list[Hyp]] = [[] for _ in range(m)]  # hypotheses whose frame has ended
         active = [b.hyps for b in beams]
@@ -130,7 +138,9 @@ def beam_search(
             kept = _merge(done[r] + active[r])[:beam]  # hypotheses still in a frame at the limit move on
             top = kept[0].score  # scores relative to the best, so that they stay small over a long stream
             beams[r].hyps = [replace(h, score=h.score - top) for h in kept]
-    return [e for r in range(m) for e in _commit(beams[r], r, common_only=True)]
+            due = -1 if max_pending is None else offsets[r] + t - max_pending
+            committed.extend(_commit(beams[r], r, common_only=True, due=due))
+    return committed
 
 
 def flush(beams: list[Beam], rows: list[int]) -> list[Emission]:
@@ -138,14 +148,20 @@ def flush(beams: list[Beam], rows: list[int]) -> list[Emission]:
     return [e for r in rows for e in _commit(beams[r], r, common_only=False)]
 
 
-def _commit(b: Beam, row: int, common_only: bool) -> list[Emission]:
-    """Take the settled pending tokens of ``b``'s hypotheses out as emissions (absolute frames)."""
+def _commit(b: Beam, row: int, common_only: bool, due: int = -1) -> list[Emission]:
+    """Take the settled pending tokens of ``b``'s hypotheses out as emissions (absolute frames): with
+    ``common_only`` their common prefix, extended by the best hypothesis's tokens at frames up to ``due`` (the
+    hypotheses that do not share that extension are dropped); otherwise all of the best hypothesis's tokens."""
     best = b.hyps[0]
     n = len(best.tokens)
     if common_only:
         for h in b.hyps[1:]:
             n = next((i for i, (x, y) in enumerate(zip(best.tokens[:n], h.tokens, strict=False)) if x != y),
                      min(n, len(h.tokens)))  # fmt: skip
+        if n < len(best.tokens) and best.frames[n] <= due:
+            while n < len(best.tokens) and best.frames[n] <= due:
+                n += 1
+            b.hyps = [h for h in b.hyps if h.tokens[:n] == best.tokens[:n]]
     else:
         b.hyps = [best]
     out = [Emission(row, best.frames[i], best.tokens[i], best.logprobs[i]) for i in range(n)]

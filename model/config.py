@@ -69,10 +69,14 @@ class StreamingConfig:
     turn_bonus: float = 0.0  # search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
     lm_weight: float = 0.0  # shallow fusion: weight of the character LM's log-probabilities (0: no LM)
     lm_bonus: float = 0.0  # shallow fusion: added to every character's score (offsets the LM's cost of a letter)
+    # beam search: most audio time (ms) a token may stay pending while the hypotheses disagree, before the best
+    # hypothesis's token is committed anyway (bounds how late text and turn ends come out); 0: no bound
+    max_pending_ms: int = 500
 
     def __post_init__(self) -> None:
         assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"
         assert self.beam >= 1, f"beam must be at least 1, got {self.beam}"
+        assert self.max_pending_ms >= 0, f"max_pending_ms must not be negative, got {self.max_pending_ms}"
 
     def overridden(self, **settings: float | None) -> StreamingConfig:
         """A copy with the given search settings (:data:`SEARCH_SETTINGS`); None keeps a setting as it is (for
@@ -91,7 +95,7 @@ class StreamingConfig:
         )
 
 
-SEARCH_SETTINGS = ("beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus")
+SEARCH_SETTINGS = ("beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus", "max_pending_ms")
 """The decode-time search settings of :class:`StreamingConfig` that the command lines may override or sweep."""
 
 

@@ -178,6 +178,8 @@ class Recognizer:
         self.lm = lm
         self._fusion = LmFusion(lm, search.lm_weight, search.lm_bonus) if lm is not None and search.lm_weight else None
         self.context_width = context_width(self.config.model.context_size, self._fusion)
+        # the beam search's bound on pending tokens, in encoder frames (None: unbounded)
+        self._max_pending = round(search.max_pending_ms / 1000 / FRAME_SECONDS) if search.max_pending_ms else None
         self._predictor = DecoderTable.of(model.decoder)  # the search's decoder outputs, looked up
         self._lock = threading.Lock()
 
@@ -261,7 +263,7 @@ class Recognizer:
         search = self.config.streaming
         emissions = beam_search(
             self._predictor, self.model.joiner, enc, beams, search.beam, search.max_symbols_per_frame, offsets,
-            self._bias, self._fusion,
+            self._bias, self._fusion, self._max_pending,
         )  # fmt: skip
         return sorted(emissions + flush(beams, ends), key=lambda e: e.frame)  # stable: rows keep their order
 

@@ -67,15 +67,16 @@ def chunked_encoding(rec: Recognizer, audio: np.ndarray) -> torch.Tensor:
     return torch.cat(out, dim=1)
 
 
-@pytest.mark.parametrize("lm_weight", [0.0, 1.0])
+@pytest.mark.parametrize(("lm_weight", "max_pending_ms"), [(0.0, 0), (1.0, 0), (0.0, 200), (1.0, 200)])
 def test_committing_while_streaming_changes_nothing(
-    tiny_recognizer: Recognizer, test_audio: np.ndarray, lm: CharNgram, lm_weight: float
+    tiny_recognizer: Recognizer, test_audio: np.ndarray, lm: CharNgram, lm_weight: float, max_pending_ms: int
 ) -> None:
-    """Tokens settled chunk by chunk are those of one search over the whole signal, committed at its end.
+    """Tokens settled chunk by chunk are those of one search over the whole signal, committed at its end (with
+    the bound on pending tokens too: it acts frame by frame, not at the ends of decode steps).
 
     (The whole-signal *encoder* differs from the chunked one in the last float bits, which flips near-ties of
     the random test model's beam, so the reference searches the stream's own encoder output.)"""
-    rec = searching(tiny_recognizer, lm, beam=4, lm_weight=lm_weight)
+    rec = searching(tiny_recognizer, lm, beam=4, lm_weight=lm_weight, max_pending_ms=max_pending_ms)
     events = feed(rec, rec.create_stream(), test_audio, 1234)
     assert per_channel(events) == per_channel(rec.transcribe_events(test_audio, 16000))
     enc = chunked_encoding(rec, test_audio)
@@ -84,7 +85,7 @@ def test_committing_while_streaming_changes_nothing(
     fusion = LmFusion(lm, lm_weight) if lm_weight else None
     bias = search_bias(rec.config.model.vocab_size, s.blank_penalty, s.turn_bonus)
     whole = beam_search(rec.model.decoder, rec.model.joiner, enc, beams, 4, s.max_symbols_per_frame, [0, 0], bias,
-                        fusion) + flush(beams, [0, 1])  # fmt: skip
+                        fusion, max_pending_ms // 40 or None) + flush(beams, [0, 1])  # fmt: skip
     assert len(whole) > 20
     got = [(e.channel, e.token, round(e.time / 0.04)) for e in events]
     ref = [(e.row, TOKENS[e.token], e.frame) for e in whole]
@@ -92,7 +93,7 @@ def test_committing_while_streaming_changes_nothing(
 
 
 def test_beam_commits_before_the_end_of_the_stream(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
-    rec = searching(tiny_recognizer, beam=4)
+    rec = searching(tiny_recognizer, beam=4, max_pending_ms=0)  # unbounded: tokens wait
     stream = rec.create_stream()
     stream.accept_waveform(16000, test_audio)
     while stream.is_ready:
@@ -118,6 +119,36 @@ def test_commit_takes_the_common_prefix_and_flush_the_best() -> None:
     assert [(e.frame, e.token) for e in rest] == [(3, 7)] and b.hyps[0].tokens == ()
 
 
+def test_commit_forces_the_best_hypothesis_tokens_that_are_due() -> None:
+    best = Hyp((0, 0), tokens=(5, 6, 7), frames=(1, 2, 9), logprobs=(-0.1, -0.2, -0.3), score=0.0)
+    agrees = Hyp((0, 0), tokens=(5, 6, 8), frames=(1, 2, 3), score=-0.5)  # holds the forced tokens: stays
+    other = Hyp((0, 0), tokens=(5, 4), frames=(1, 2), score=-1.0)  # disagrees on a forced token: dropped
+    b = Beam([best, agrees, other])
+    out = _commit(b, row=0, common_only=True, due=5)  # frames 1 and 2 are due; frame 9 is not
+    assert [(e.frame, e.token) for e in out] == [(1, 5), (2, 6)]
+    assert [h.tokens for h in b.hyps] == [(7,), (8,)]
+    assert _commit(b, row=0, common_only=True, due=8) == []  # the best's oldest pending token is not due yet
+
+
+def pending_ages(rec: Recognizer, audio: np.ndarray) -> list[int]:
+    """After every decode step of a stream fed ``audio`` at once: how many encoder frames the oldest pending
+    token of each channel's best hypothesis has waited (frames decoded minus one, minus its frame)."""
+    stream = rec.create_stream()
+    stream.accept_waveform(16000, audio)
+    ages = []
+    while stream.is_ready:
+        rec.decode_streams([stream])
+        ages += [stream.frames_decoded - 1 - b.hyps[0].frames[0] for b in stream.beams or [] if b.hyps[0].tokens]
+    return ages
+
+
+def test_max_pending_bounds_how_long_a_token_waits(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
+    unbounded = pending_ages(searching(tiny_recognizer, beam=4, max_pending_ms=0), test_audio)
+    assert max(unbounded) > 5, "no token waited longer than the bound: the case is not tested"
+    bounded = pending_ages(searching(tiny_recognizer, beam=4, max_pending_ms=200), test_audio)  # 5 frames
+    assert bounded and max(bounded) <= 5
+
+
 def decode_open(rec: Recognizer, audio: np.ndarray) -> tuple[Stream, list[TokenEvent], int]:
     """Feed ``audio`` to a new stream without finishing it and decode what is ready: the stream, the events out so
     far and the number of tokens its beams still hold back (asserted > 0, else the tests below test nothing)."""
@@ -134,7 +165,7 @@ def test_beam_flushes_when_the_input_ends_between_decode_steps(
     tiny_recognizer: Recognizer, test_audio: np.ndarray
 ) -> None:
     """The stream's last decode step came before ``input_finished``: the pending tokens still come out."""
-    rec = searching(tiny_recognizer, beam=4)
+    rec = searching(tiny_recognizer, beam=4, max_pending_ms=0)  # unbounded: tokens wait
     chunk = rec.config.streaming.chunk_frames
 
     def frames(cut: int, finish: bool) -> int:  # feature frames a stream holds (features only, nothing decoded)
@@ -157,7 +188,7 @@ def test_beam_flushes_when_the_input_ends_between_decode_steps(
 
 def test_settle_commits_what_the_beam_holds_back(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
     """A finalize point mid-stream: every decoded token comes out now, and decoding goes on after it."""
-    rec = searching(tiny_recognizer, beam=4)
+    rec = searching(tiny_recognizer, beam=4, max_pending_ms=0)  # unbounded: tokens wait
     half = len(test_audio) // 2
     stream, before, pending = decode_open(rec, test_audio[:half])
     stream.settle()
