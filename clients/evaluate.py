@@ -199,9 +199,41 @@ def oracle_labelled(s: RefSession, turns: list[Turn]) -> list[Turn]:
     return out
 
 
+def _session_cp_errors(s: RefSession, turns: list[Turn]) -> int:
+    import meeteval
+
+    rates = meeteval.wer.cpwer(meeteval.io.SegLST(_seglst_ref(s)), meeteval.io.SegLST(_seglst_hyp(s, turns, "speaker")))
+    return sum(r.errors for r in rates.values())
+
+
+def best_labelled(s: RefSession, turns: list[Turn], passes: int = 3) -> list[Turn]:
+    """``turns`` with reference speaker labels that make the session's cpWER low: :func:`oracle_labelled`, then
+    coordinate descent (each turn in turn takes whichever reference speaker lowers the session's cpWER errors,
+    until a pass changes nothing). What a turn-level labeller could at best reach with these turns: time overlap
+    alone misnames turns whose words came out late or on the wrong side of a speaker change."""
+    turns = oracle_labelled(s, turns)
+    speakers = sorted({r["speaker"] for r in s.turns})
+    if len(speakers) < 2 or not turns:
+        return turns
+    errors = _session_cp_errors(s, turns)
+    for _ in range(passes):
+        changed = False
+        for i in range(len(turns)):
+            for sp in speakers:
+                if sp == turns[i].speaker:
+                    continue
+                trial = [*turns[:i], turns[i].model_copy(update={"speaker": sp}), *turns[i + 1 :]]
+                e = _session_cp_errors(s, trial)
+                if e < errors:
+                    errors, turns, changed = e, trial, True
+        if not changed:
+            break
+    return turns
+
+
 def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -> dict[str, float]:
     """``kind``: "orc" (ORC-WER by channel), "cp" (cpWER, final labels), "cp_live" (cpWER, live labels) or
-    "cp_oracle" (cpWER, :func:`oracle_labelled`: what the turns cost, whatever the labeller does)."""
+    "cp_oracle" (cpWER, :func:`best_labelled`: what the turns cost, whatever the labeller does)."""
     import meeteval
 
     ref: list[dict[str, Any]] = []
@@ -209,7 +241,7 @@ def _error_rate(kind: str, sessions: list[RefSession], decoded: list[Decoded]) -
     for s, d in zip(sessions, decoded, strict=True):
         if s.score_words:
             ref += _seglst_ref(s)
-            turns = {"cp_live": d.live_turns, "cp_oracle": oracle_labelled(s, d.turns)}.get(kind, d.turns)
+            turns = {"cp_live": d.live_turns, "cp_oracle": best_labelled(s, d.turns)}.get(kind, d.turns)
             hyp += _seglst_hyp(s, turns, "channel" if kind == "orc" else "speaker")
     if not ref:
         return {}

@@ -66,8 +66,8 @@ def test_sts_eval_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path:
     assert "| word latency med / p90 (s) |" in md and "| spk count acc. | DER |" in md
 
 
-def _turn(turn_id: str, speaker: str, start: float, end: float) -> Turn:
-    return Turn(turn_id=turn_id, channel=0, speaker=speaker, start=start, end=end, text="x", confidence=1.0)
+def _turn(turn_id: str, speaker: str, start: float, end: float, text: str = "x") -> Turn:
+    return Turn(turn_id=turn_id, channel=0, speaker=speaker, start=start, end=end, text=text, confidence=1.0)
 
 
 def test_speaker_count_and_der_of_labelled_turns() -> None:
@@ -145,3 +145,19 @@ def test_oracle_labels_name_each_turn_by_its_main_reference_speaker() -> None:
     hyp = [_turn("t0", "S9", 0.0, 1.8), _turn("t1", "S9", 1.0, 4.0), _turn("t2", "S1", 4.5, 5.0)]
     assert [t.speaker for t in oracle_labelled(ref, hyp)] == ["A", "B", "A"]  # t2 overlaps none: "A" (first)
     assert [t.speaker for t in hyp] == ["S9", "S9", "S1"]  # the input is not changed
+
+
+def test_best_labels_follow_the_words_where_time_overlap_misleads() -> None:
+    from clients.evaluate import _session_cp_errors, best_labelled, oracle_labelled
+
+    turns = [
+        {"speaker": "A", "start": 0.0, "end": 2.0, "text": "one two three"},
+        {"speaker": "B", "start": 2.5, "end": 4.0, "text": "four five six"},
+    ]
+    ref = RefSession("s", np.zeros(16000 * 5, np.float32), 16000, turns, "espeak")
+    # B's words came out early, in a turn that overlaps A's time most
+    hyp = [_turn("t0", "S1", 0.0, 1.0, "one two three"), _turn("t1", "S1", 1.2, 2.6, "four five six")]
+    assert [t.speaker for t in oracle_labelled(ref, hyp)] == ["A", "A"]  # cpWER: 3 insertions, 3 deletions
+    best = best_labelled(ref, hyp)
+    assert best[0].speaker != best[1].speaker  # cpWER maps labels to speakers itself: the split is what counts
+    assert _session_cp_errors(ref, best) == 0 and _session_cp_errors(ref, oracle_labelled(ref, hyp)) == 6
