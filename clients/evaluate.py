@@ -133,14 +133,17 @@ def label_sessions(
     sessions: list[RefSession],
     embedder: Embedder | None = None,
     clustering: dict[str, float] | None = None,
+    count_hint: bool = False,
 ) -> list[Decoded]:
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
-    ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live."""
+    ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live.
+    ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``."""
     results = []
     for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
-        labeller = make_labeller(embedder, clustering=clustering)
+        hint = (len({t["speaker"] for t in sess.turns}) or None) if count_hint else None
+        labeller = make_labeller(embedder, max_speakers=hint, clustering=clustering)
         assembler = TurnAssembler(labeller)
         sent = 0
         for pos, events in recording.steps:
@@ -168,10 +171,14 @@ def label_sessions(
 
 
 def decode_sessions(
-    rec: Recognizer, sessions: list[RefSession], batch: int = 16, embedder: Embedder | None = None
+    rec: Recognizer,
+    sessions: list[RefSession],
+    batch: int = 16,
+    embedder: Embedder | None = None,
+    count_hint: bool = False,
 ) -> list[Decoded]:
     """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
-    return label_sessions(recognize_sessions(rec, sessions, batch), sessions, embedder)
+    return label_sessions(recognize_sessions(rec, sessions, batch), sessions, embedder, count_hint=count_hint)
 
 
 def _seglst_ref(s: RefSession) -> list[dict[str, Any]]:
@@ -352,16 +359,18 @@ def evaluate(
     batch: int = 16,
     voice_labels: bool = True,
     speaker_model: str | None = None,
+    count_hint: bool = False,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
-    ``speaker_model`` (default: the bundled one), or by channel."""
+    ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
+    labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
     report: dict[str, Any] = {"model": rec.model_name, "labels": labels,
                               "search": rec.config.streaming.search_note(), "sets": {}}  # fmt: skip
     for spec in specs:
         sessions = load_set(spec, limit)
-        decoded = decode_sessions(rec, sessions, batch, embedder)
+        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
         entry = score(sessions, decoded)
         by_family: dict[str, list[int]] = defaultdict(list)
         by_overlap: dict[str, list[int]] = defaultdict(list)
@@ -535,6 +544,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
+    p.add_argument("--count-hint", action="store_true",
+                   help="give the labeller each session's reference speaker count as the client's max_speakers hint")
     add_search_options(p, "override the checkpoint's search setting")
     p.add_argument("--lm", default=None, help="folder of the character LM to fuse (default: the model's own)")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
@@ -560,7 +571,8 @@ def main(argv: list[str] | None = None) -> None:
         grid = parse_sweep(a.sweep_labels, TUNABLE)
         publish(*sweep_labels(rec, a.sets, grid, a.limit, a.batch, a.speaker_model), a.out)
         return
-    report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model)
+    report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
+                      count_hint=a.count_hint)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
 

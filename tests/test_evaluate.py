@@ -161,3 +161,24 @@ def test_best_labels_follow_the_words_where_time_overlap_misleads() -> None:
     best = best_labelled(ref, hyp)
     assert best[0].speaker != best[1].speaker  # cpWER maps labels to speakers itself: the split is what counts
     assert _session_cp_errors(ref, best) == 0 and _session_cp_errors(ref, oracle_labelled(ref, hyp)) == 6
+
+
+def test_count_hint_gives_the_labeller_each_session_speaker_count(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clients.evaluate as evaluate
+
+    bank = Bank(tiny_bank_root(tmp_path_factory))
+    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
+    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(0), session_id="s0")])
+    (session,) = evaluate.load_set(str(tmp_path / "set"))
+    speakers = len({t["speaker"] for t in session.turns})
+    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
+    hints = []
+    make = evaluate.make_labeller
+    monkeypatch.setattr(evaluate, "make_labeller", lambda e, max_speakers=None, **k: hints.append(max_speakers)
+                        or make(e, max_speakers=max_speakers, **k))  # fmt: skip
+    main([str(tmp_path / "set"), "--model", str(model), "--count-hint", "--out", str(tmp_path / "h")])
+    main([str(tmp_path / "set"), "--model", str(model), "--out", str(tmp_path / "n")])
+    assert hints == [speakers, None]
+    assert "max_speakers hint" in (tmp_path / "h.md").read_text()
