@@ -544,8 +544,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
-    p.add_argument("--count-hint", action="store_true",
-                   help="give the labeller each session's reference speaker count as the client's max_speakers hint")
+    p.add_argument(
+        "--count-hint",
+        action="store_true",
+        help="give the labeller each session's reference speaker count as the client's max_speakers hint",
+    )
     add_search_options(p, "override the checkpoint's search setting")
     p.add_argument("--lm", default=None, help="folder of the character LM to fuse (default: the model's own)")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
