@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model.data.bank import build_bank
@@ -61,3 +62,22 @@ def tiny_bank_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         build_tiny_bank(root)
         _cache["root"] = root
     return _cache["root"]
+
+
+def tiny_meeting_set(
+    tmp_path_factory: pytest.TempPathFactory, out: Path, sessions: int, min_speakers: int = 2, max_speakers: int = 2
+) -> tuple[str, str]:
+    """A set of ``sessions`` simulated dev meetings of at most 8 s from the tiny bank, written to ``out / "set"``,
+    and a random tiny model saved to ``out / "model"``: (set folder, model folder) as command lines take them."""
+    from model.checkpoint import random_model, save_model
+    from model.config import StsConfig
+    from model.data.bank import Bank
+    from model.data.meeting import write_sessions
+    from model.data.simulator import MeetingSimulator, SimulatorConfig
+
+    bank = Bank(tiny_bank_root(tmp_path_factory))
+    cfg = SimulatorConfig(split="dev", min_speakers=min_speakers, max_speakers=max_speakers, max_duration=8.0)
+    sim = MeetingSimulator(cfg, bank)
+    write_sessions(out / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(sessions)])
+    model = save_model(random_model(StsConfig.tiny(), seed=0), out / "model")
+    return str(out / "set"), str(model)

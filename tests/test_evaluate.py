@@ -19,13 +19,8 @@ from clients.evaluate import (
     overlap_bin,
     sweep_score,
 )
-from model.checkpoint import random_model, save_model
-from model.config import StsConfig
-from model.data.bank import Bank
-from model.data.meeting import write_sessions
-from model.data.simulator import MeetingSimulator, SimulatorConfig
 from service.schemas import Turn
-from tests.bank_fixture import tiny_bank_root
+from tests.bank_fixture import tiny_meeting_set
 
 
 def test_word_ends_share_the_turn_by_characters() -> None:
@@ -48,13 +43,10 @@ def test_word_latency_of_matched_words_only() -> None:
 
 @pytest.mark.slow
 def test_sts_eval_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    bank = Bank(tiny_bank_root(tmp_path_factory))
-    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=1, max_speakers=2, max_duration=8.0), bank)
-    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(3)])
-    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
-    main([str(tmp_path / "set"), "--model", str(model), "--batch", "2", "--out", str(tmp_path / "report")])
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 3, 1, 2)
+    main([spec, "--model", model, "--batch", "2", "--out", str(tmp_path / "report")])
     report = json.loads((tmp_path / "report.json").read_text())
-    entry = report["sets"][str(tmp_path / "set")]
+    entry = report["sets"][spec]
     assert entry["sessions"] == 3 and entry["turns"]["reference"] > 3
     assert entry["turns"]["found"] > 0  # the lively random model talks
     assert entry["orc_wer"]["words"] > 10 and entry["orc_wer"]["rate"] > 0 and entry["cp_wer"]["rate"] > 0
@@ -92,15 +84,10 @@ def test_overlap_bins() -> None:
 
 
 def test_turn_bonus_sweep(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    bank = Bank(tiny_bank_root(tmp_path_factory))
-    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
-    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(2)])
-    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
-    main(
-        [str(tmp_path / "set"), "--model", str(model), "--sweep", "turn_bonus=-1e4,0,2", "--out", str(tmp_path / "sw")]
-    )
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 2)
+    main([spec, "--model", model, "--sweep", "turn_bonus=-1e4,0,2", "--out", str(tmp_path / "sw")])
     sweep = json.loads((tmp_path / "sw.json").read_text())
-    found = {b: r["sets"][str(tmp_path / "set")]["turns"]["found"] for b, r in sweep["reports"].items()}
+    found = {b: r["sets"][spec]["turns"]["found"] for b, r in sweep["reports"].items()}
     assert found["turn_bonus=-10000"] <= 4  # no turn tokens: at most one implicit turn per channel
     assert found["turn_bonus=2"] > found["turn_bonus=-10000"]
     best = min(sweep["reports"], key=lambda b: sweep_score(sweep["reports"][b]))
@@ -113,16 +100,12 @@ def test_label_sweep_decodes_once_and_moves_the_labels(
 ) -> None:
     import clients.evaluate as evaluate
 
-    bank = Bank(tiny_bank_root(tmp_path_factory))
-    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
-    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(2)])
-    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 2)
     calls = []
     recognize = evaluate.recognize_sessions
     monkeypatch.setattr(evaluate, "recognize_sessions", lambda *a, **k: calls.append(1) or recognize(*a, **k))
-    spec = str(tmp_path / "set")
     # threshold: the cosine a new speaker scores; -1 never opens a second one, 1 opens one for every turn
-    main([spec, "--model", str(model), "--sweep-labels", "threshold=-1,1", "--sweep-labels", "min_new_seconds=0",
+    main([spec, "--model", model, "--sweep-labels", "threshold=-1,1", "--sweep-labels", "min_new_seconds=0",
           "--sweep-labels", "merge_threshold=2", "--out", str(tmp_path / "sw")])  # fmt: skip
     assert len(calls) == 1  # one decode for every labelling
     sweep = json.loads((tmp_path / "sw.json").read_text())
@@ -168,17 +151,14 @@ def test_count_hint_gives_the_labeller_each_session_speaker_count(
 ) -> None:
     import clients.evaluate as evaluate
 
-    bank = Bank(tiny_bank_root(tmp_path_factory))
-    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
-    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(0), session_id="s0")])
-    (session,) = evaluate.load_set(str(tmp_path / "set"))
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 1)
+    (session,) = evaluate.load_set(spec)
     speakers = len({t["speaker"] for t in session.turns})
-    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
     hints = []
     make = evaluate.make_labeller
     monkeypatch.setattr(evaluate, "make_labeller", lambda e, max_speakers=None, **k: hints.append(max_speakers)
                         or make(e, max_speakers=max_speakers, **k))  # fmt: skip
-    main([str(tmp_path / "set"), "--model", str(model), "--count-hint", "--out", str(tmp_path / "h")])
-    main([str(tmp_path / "set"), "--model", str(model), "--out", str(tmp_path / "n")])
+    main([spec, "--model", model, "--count-hint", "--out", str(tmp_path / "h")])
+    main([spec, "--model", model, "--out", str(tmp_path / "n")])
     assert hints == [speakers, None]
     assert "max_speakers hint" in (tmp_path / "h.md").read_text()

@@ -10,13 +10,8 @@ import pytest
 
 from clients.evaluate import RefSession
 from clients.label_diagnostics import equal_error_rate, main, one_voice
-from model.checkpoint import random_model, save_model
-from model.config import StsConfig
-from model.data.bank import Bank
-from model.data.meeting import write_sessions
-from model.data.simulator import MeetingSimulator, SimulatorConfig
 from service.schemas import Turn, Word
-from tests.bank_fixture import tiny_bank_root
+from tests.bank_fixture import tiny_meeting_set
 
 
 def test_equal_error_rate() -> None:
@@ -43,13 +38,10 @@ def test_one_voice_follows_the_reference_speaker_under_each_word() -> None:
 
 
 def test_diagnostics_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    bank = Bank(tiny_bank_root(tmp_path_factory))
-    sim = MeetingSimulator(SimulatorConfig(split="dev", min_speakers=2, max_speakers=2, max_duration=8.0), bank)
-    write_sessions(tmp_path / "set", [sim.sample(np.random.default_rng(i), session_id=f"s{i}") for i in range(2)])
-    model = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "model")
-    main([str(tmp_path / "set"), "--model", str(model), "--min-seconds", "0.2", "--out", str(tmp_path / "d")])
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 2)
+    main([spec, "--model", model, "--min-seconds", "0.2", "--out", str(tmp_path / "d")])
     report = json.loads((tmp_path / "d.json").read_text())
-    entry = report["sets"][str(tmp_path / "set")]
+    entry = report["sets"][spec]
     assert entry["sessions"] == 2 and entry["model_turns"] >= entry["one_voice_turns"]
     ref = entry["reference"]
     assert ref["same_pairs"] + ref["diff_pairs"] > 0 and (np.isnan(ref["eer"]) or 0.0 <= ref["eer"] <= 1.0)
