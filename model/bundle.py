@@ -19,7 +19,7 @@ from typing import Any
 
 from model.char_lm import LM_FILE, CharNgram
 from model.checkpoint import load_model, save_model
-from model.config import add_search_options, search_overrides
+from model.config import StreamingConfig, add_search_options, search_overrides
 
 
 def training_summary(run: Path) -> dict[str, Any]:
@@ -78,6 +78,14 @@ def bank_summary(bank: Path) -> dict[str, Any]:
     return Bank(bank).summary()
 
 
+def _search(s: StreamingConfig) -> str:
+    """The kind of search in words, e.g. "Streaming beam search (a token pending at most 500 ms)"."""
+    if s.beam == 1:
+        return "Greedy search"
+    bound = f"a token pending at most {s.max_pending_ms} ms" if s.max_pending_ms else "no bound on pending tokens"
+    return f"Streaming beam search ({bound})"
+
+
 def _blocks(n: int) -> str:
     """The residual blocks ``model.grow`` added after a stack, in words ("" for none)."""
     return f" + {n} residual LSTM block{'s' if n > 1 else ''} (added by `model.grow`)" if n else ""
@@ -107,7 +115,7 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         + f"{m.channel_layers} channel LSTM layers{_blocks(m.channel_blocks)} tied across {m.num_channels} channel(s).",
         f"- Stateless prediction network (context {m.context_size}), joiner {m.joiner_dim}, vocabulary {m.vocab_size} "
         "(blank, a-z, space, apostrophe, <sot>, <eot>). "
-        + ("Greedy search" if cfg.streaming.beam == 1 else "Streaming beam search")
+        + _search(cfg.streaming)
         + f", {cfg.streaming.chunk_frames * cfg.features.hop_length * 1000 // cfg.features.sample_rate} ms chunks"
         + cfg.streaming.search_note()
         + ".",

@@ -45,7 +45,11 @@ def test_bundle_ships_the_character_lm_and_its_search_settings(tmp_path: Path) -
     assert rec.lm is not None and rec.lm.order == 3
     assert (rec.config.streaming.beam, rec.config.streaming.lm_weight) == (4, 0.4)
     card = (out / "MODEL_CARD.md").read_text()
-    assert "Streaming beam search" in card and "beam 4" in card and "lm weight 0.4" in card
+    assert (
+        "Streaming beam search (a token pending at most 500 ms)" in card
+        and "beam 4" in card
+        and "lm weight 0.4" in card
+    )
     assert "Character 3-gram LM" in card
     bundle([str(ckpt), "--out", str(out)])  # a model without an LM: the old one must not stay beside it
     assert not (out / LM_FILE).exists() and Recognizer.from_pretrained(out).lm is None
