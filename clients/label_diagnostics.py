@@ -58,16 +58,21 @@ def one_voice(s: RefSession, turn: Turn) -> bool:
     return len({speaker_at(s, (w.start + w.end) / 2) for w in turn.words} - {None}) <= 1
 
 
-def pair_scores(
+def embed_spans(
     s: RefSession, spans: list[Span], embedder: Embedder, min_seconds: float
-) -> tuple[list[float], list[float]]:
-    """Cosines of same-speaker and of different-speaker pairs among ``spans`` of session ``s``."""
-    items = []
+) -> list[tuple[str, np.ndarray] | None]:
+    """(speaker, embedding) of each of ``spans`` of session ``s``, its audio cut minus the other spans that
+    overlap it; None where less than ``min_seconds`` of audio is left."""
+    out: list[tuple[str, np.ndarray] | None] = []
     for i, (speaker, start, end) in enumerate(spans):
         others = [(a, b) for j, (_, a, b) in enumerate(spans) if j != i and a < end and b > start]
         audio = cut(s.audio, exclusive_span(start, end, others))
-        if len(audio) >= min_seconds * SAMPLE_RATE:
-            items.append((speaker, embedder.embed(audio)))
+        out.append((speaker, embedder.embed(audio)) if len(audio) >= min_seconds * SAMPLE_RATE else None)
+    return out
+
+
+def pair_scores(items: list[tuple[str, np.ndarray]]) -> tuple[list[float], list[float]]:
+    """Cosines of the same-speaker and of the different-speaker pairs among ``items`` (speaker, unit embedding)."""
     same: list[float] = []
     diff: list[float] = []
     for i, (a, ea) in enumerate(items):
@@ -80,22 +85,24 @@ def diagnose(rec: Recognizer, spec: str, embedder: Embedder, min_seconds: float 
              limit: int | None = None) -> dict[str, Any]:  # fmt: skip
     """The EERs of one set (see the module docstring), with the pair counts and how many turns had one voice."""
     sessions = [s for s in load_set(spec, limit) if s.sample_rate == SAMPLE_RATE]
-    decoded = label_sessions(recognize_sessions(rec, sessions), sessions, embedder)
+    decoded = label_sessions(recognize_sessions(rec, sessions), sessions)  # turns only: the oracle names them
     pairs: dict[str, tuple[list[float], list[float]]] = {
         k: ([], []) for k in ("reference", "model", "model, one voice")
     }
     turns = pure = 0
     for s, d in zip(sessions, decoded, strict=True):
         named = best_labelled(s, d.turns)
-        single = [t for t in named if one_voice(s, t)]
-        turns, pure = turns + len(named), pure + len(single)
+        voiced = embed_spans(s, [(t.speaker, t.start, t.end) for t in named], embedder, min_seconds)
+        single = [one_voice(s, t) for t in named]
+        turns, pure = turns + len(named), pure + sum(single)
         kinds = {
-            "reference": [(r["speaker"], r["start"], r["end"]) for r in s.turns],
-            "model": [(t.speaker, t.start, t.end) for t in named],
-            "model, one voice": [(t.speaker, t.start, t.end) for t in single],
+            "reference": embed_spans(s, [(r["speaker"], r["start"], r["end"]) for r in s.turns], embedder, min_seconds),
+            "model": voiced,
+            # the same embeddings: cut minus all the model's overlapping turns, as the labeller cuts them
+            "model, one voice": [v for v, one in zip(voiced, single, strict=True) if one],
         }
-        for kind, spans in kinds.items():
-            same, diff = pair_scores(s, spans, embedder, min_seconds)
+        for kind, items in kinds.items():
+            same, diff = pair_scores([v for v in items if v is not None])
             pairs[kind][0].extend(same)
             pairs[kind][1].extend(diff)
     out: dict[str, Any] = {"sessions": len(sessions), "model_turns": turns, "one_voice_turns": pure}
