@@ -4,7 +4,8 @@
 
 ``--run`` may be given once per training stage, oldest first, when a run continued from an earlier one's model.
 
-Writes ``model.safetensors`` + ``config.json`` (weights only, no optimizer) and ``MODEL_CARD.md``: architecture,
+Writes ``model.safetensors`` (weights only, no optimizer; stored as float16 unless ``--store float32``, loaded back
+as float32) + ``config.json`` and ``MODEL_CARD.md``: architecture,
 parameter count, training run (steps, audio hours seen, data mix, voice families and hours in the bank) and the
 evaluation table produced by ``sts-eval``.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model.char_lm import LM_FILE, CharNgram
-from model.checkpoint import load_model, save_model
+from model.checkpoint import WEIGHTS, load_model, save_model
 from model.config import StreamingConfig, add_search_options, search_overrides
 
 
@@ -78,6 +79,14 @@ def bank_summary(bank: Path) -> dict[str, Any]:
     return Bank(bank).summary()
 
 
+def stored_dtype(model_dir: Path) -> str:
+    """How the weights in ``model_dir`` are stored ("float16" or "float32"), from the safetensors metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / WEIGHTS), framework="pt") as f:
+        return (f.metadata() or {}).get("stored_dtype", "float32")
+
+
 def _search(s: StreamingConfig) -> str:
     """The kind of search in words, e.g. "Streaming beam search (a token pending at most 500 ms)"."""
     if s.beam == 1:
@@ -95,6 +104,7 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
     model = load_model(model_dir)
     cfg = model.cfg
     params = sum(p.numel() for p in model.parameters())
+    stored = stored_dtype(model_dir)
     m = cfg.model
     lines = [
         f"# Model card: `{cfg.name}`",
@@ -103,7 +113,7 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         "(Sklyar et al., Interspeech 2022).",
         "",
         "## Architecture",
-        f"- {params / 1e6:.2f}M parameters; 80-bin log-mel (25 ms / 10 ms), causal, right context 0.",
+        f"- {params / 1e6:.2f}M parameters (stored as {stored}, computed in float32); 80-bin log-mel (25 ms / 10 ms), causal, right context 0.",
         f"- Stride-4 conv + causal conv (40 ms frames), {m.mixture_layers} mixture LSTM layers of {m.d_model}"
         + _blocks(m.mixture_blocks)
         + ", "
@@ -153,12 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
     p.add_argument("--lm", type=Path, default=None, help="folder of the character LM to ship with the model")
+    p.add_argument("--store", choices=("float16", "float32"), default="float16",
+                   help="how the weights are stored (the model computes in float32 either way)")  # fmt: skip
     add_search_options(p, "store this search setting with the model")
     a = p.parse_args(argv)
     model = load_model(a.checkpoint)
     streaming = model.cfg.streaming.overridden(**search_overrides(a))
     model.cfg = replace(model.cfg, streaming=streaming)
-    save_model(model, a.out)
+    save_model(model, a.out, half=a.store == "float16")
     lm = CharNgram.load(a.lm) if a.lm is not None else CharNgram.load_if_present(a.checkpoint)
     if lm is not None:
         lm.save(a.out)

@@ -17,12 +17,19 @@ CONFIG = "config.json"
 BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
-def save_model(model: StsModel, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory``."""
+def save_model(model: StsModel, directory: str | Path, half: bool = False) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory``.
+
+    With ``half`` the floating-point weights are stored as float16 (half the bytes; the bundled model ships so);
+    ``load_model`` turns them back into float32, so the model always computes in float32.
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS), metadata={"format": "pt", "name": model.cfg.name})
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    meta = {"format": "pt", "name": model.cfg.name, "stored_dtype": "float16" if half else "float32"}
+    save_file(state, str(out / WEIGHTS), metadata=meta)
     (out / CONFIG).write_text(model.cfg.to_json() + "\n")
     return out
 
@@ -42,7 +49,7 @@ def load_model(directory: str | Path | None = None) -> StsModel:
     if not (path / WEIGHTS).is_file() or not (path / CONFIG).is_file():
         raise FileNotFoundError(f"no checkpoint ({WEIGHTS} + {CONFIG}) in {path}")
     model = StsModel(load_config(path))
-    model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"))
+    model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"))  # copies (and widens float16) into float32
     return model.eval()
 
 

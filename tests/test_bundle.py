@@ -53,3 +53,22 @@ def test_bundle_ships_the_character_lm_and_its_search_settings(tmp_path: Path) -
     assert "Character 3-gram LM" in card
     bundle([str(ckpt), "--out", str(out)])  # a model without an LM: the old one must not stay beside it
     assert not (out / LM_FILE).exists() and Recognizer.from_pretrained(out).lm is None
+
+
+def test_bundle_stores_float16_weights_that_load_as_float32(tmp_path: Path) -> None:
+    import torch
+
+    model = random_model(StsConfig.tiny(), seed=0)
+    ckpt = save_model(model, tmp_path / "ckpt")
+    half, full = tmp_path / "half", tmp_path / "full"
+    bundle([str(ckpt), "--out", str(half)])
+    bundle([str(ckpt), "--store", "float32", "--out", str(full)])
+    size = (half / "model.safetensors").stat().st_size
+    assert size < 0.55 * (full / "model.safetensors").stat().st_size
+    loaded = load_model(half)
+    for (name, p), q in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert q.dtype == p.dtype, name  # computed in float32 again
+        assert torch.allclose(q, p, rtol=1e-3, atol=1e-4), name  # float16 keeps ~3 significant digits
+    assert torch.equal(load_model(full).state_dict()["joiner.out.weight"], model.state_dict()["joiner.out.weight"])
+    assert "stored as float16" in (half / "MODEL_CARD.md").read_text()
+    assert "stored as float32" in (full / "MODEL_CARD.md").read_text()
