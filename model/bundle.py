@@ -113,7 +113,8 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
         "(Sklyar et al., Interspeech 2022).",
         "",
         "## Architecture",
-        f"- {params / 1e6:.2f}M parameters (stored as {stored}, computed in float32); 80-bin log-mel (25 ms / 10 ms), causal, right context 0.",
+        f"- {params / 1e6:.2f}M parameters (stored as {stored}, computed in float32); 80-bin log-mel (25 ms / 10 ms), "
+        "causal, right context 0.",
         f"- Stride-4 conv + causal conv (40 ms frames), {m.mixture_layers} mixture LSTM layers of {m.d_model}"
         + _blocks(m.mixture_blocks)
         + ", "

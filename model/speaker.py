@@ -190,6 +190,48 @@ def span_statistics(
 # --------------------------------------------------------------------------------------------- projection
 
 
+def fit_lda(
+    stats: np.ndarray, labels: list[str] | np.ndarray, dim: int, shrinkage: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LDA of (M, D) rows with a speaker label each: (mean (D,), scale (D,), projection (D, dim)) such that
+    ``((x - mean) / scale) @ projection`` keeps the ``dim`` most speaker-discriminating directions.
+
+    The within-speaker scatter is shrunk towards its diagonal by ``shrinkage`` for stability.
+    """
+    x = np.asarray(stats, dtype=np.float64)
+    y = np.asarray(labels)
+    assert x.ndim == 2 and len(x) == len(y), (x.shape, len(y))
+    mean = x.mean(0)
+    scale = x.std(0) + 1e-6
+    z = (x - mean) / scale
+    classes = np.unique(y)
+    assert len(classes) > dim, f"LDA to {dim} dims needs more than {dim} speakers, got {len(classes)}"
+    sw = np.zeros((z.shape[1], z.shape[1]))
+    centres = []
+    for c in classes:
+        zc = z[y == c]
+        mu = zc.mean(0)
+        centres.append(mu)
+        sw += (zc - mu).T @ (zc - mu)
+    sw /= len(z)
+    sw = (1 - shrinkage) * sw + shrinkage * np.diag(np.diag(sw))
+    mc = np.asarray(centres)
+    sb = np.cov(mc.T, bias=True)
+    # whiten the within-speaker scatter, then diagonalise the between-speaker one
+    ew, vw = np.linalg.eigh(sw)
+    white = vw / np.sqrt(np.maximum(ew, 1e-9))
+    eb, vb = np.linalg.eigh(white.T @ sb @ white)
+    order = np.argsort(eb)[::-1][:dim]
+    projection = white @ vb[:, order]
+    return mean, scale, projection
+
+
+def lda_project(stats: np.ndarray, mean: np.ndarray, scale: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    """(..., D) statistics -> (..., E) float32 unit-length embeddings under a :func:`fit_lda` projection."""
+    z = ((np.asarray(stats, dtype=np.float64) - mean) / scale) @ projection
+    return (z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-9)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class TrainingInfo:
     """Facts about how a projection was made (stored in the JSON)."""
@@ -237,8 +279,7 @@ class SpeakerEmbedder:
 
     def project(self, stats: np.ndarray) -> np.ndarray:
         """(..., D) statistics -> (..., E) float32 unit-length embeddings."""
-        z = ((np.asarray(stats, dtype=np.float64) - self.mean) / self.scale) @ self.projection
-        return (z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-9)).astype(np.float32)
+        return lda_project(stats, self.mean, self.scale, self.projection)
 
     def embed(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """(E,) float32 unit-length embedding of a span of audio (N,) at ``sample_rate`` (must be 16 kHz)."""
@@ -262,31 +303,7 @@ class SpeakerEmbedder:
 
         The within-speaker scatter is shrunk towards its diagonal by ``shrinkage`` for stability.
         """
-        x = np.asarray(stats, dtype=np.float64)
-        y = np.asarray(labels)
-        assert x.ndim == 2 and len(x) == len(y), (x.shape, len(y))
-        mean = x.mean(0)
-        scale = x.std(0) + 1e-6
-        z = (x - mean) / scale
-        classes = np.unique(y)
-        assert len(classes) > dim, f"LDA to {dim} dims needs more than {dim} speakers, got {len(classes)}"
-        sw = np.zeros((z.shape[1], z.shape[1]))
-        centres = []
-        for c in classes:
-            zc = z[y == c]
-            mu = zc.mean(0)
-            centres.append(mu)
-            sw += (zc - mu).T @ (zc - mu)
-        sw /= len(z)
-        sw = (1 - shrinkage) * sw + shrinkage * np.diag(np.diag(sw))
-        mc = np.asarray(centres)
-        sb = np.cov(mc.T, bias=True)
-        # whiten the within-speaker scatter, then diagonalise the between-speaker one
-        ew, vw = np.linalg.eigh(sw)
-        white = vw / np.sqrt(np.maximum(ew, 1e-9))
-        eb, vb = np.linalg.eigh(white.T @ sb @ white)
-        order = np.argsort(eb)[::-1][:dim]
-        projection = white @ vb[:, order]
+        mean, scale, projection = fit_lda(stats, labels, dim, shrinkage)
         return cls(mean, scale, projection, config, info, ubm)
 
     # -- files ---------------------------------------------------------------------------------------
