@@ -3,7 +3,8 @@
     python -m model.train --out exp/sts --workers 2 --threads 1 --data-bank data/bank --steps 20000
 
 On a CPU, ``--workers N`` runs N processes of one thread each that share every batch (about 1.5x the audio per
-second of one process on two cores); on a GPU, one process with bfloat16 autocast.
+second of one process on two cores); on a GPU, one process with bfloat16 autocast (``--amp bf16`` uses it on a CPU
+too: faster where the CPU has AVX-512 BF16, see ``python -m model.benchmark``).
 
 Resumes exactly from ``<out>/last`` when it exists (model, optimizer, data position, RNG); otherwise starts
 from the bundled model (``--init bundled``, the default when one exists) or from scratch (``--init scratch``);
@@ -61,6 +62,13 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (after saving) when this much wall time has passed; 0 = no limit
     stop_at: int = 0  # stop (after saving) at this step, keeping the schedule of ``steps``; 0 = run to ``steps``
     workers: int = 1  # processes sharing each batch (CPU data parallelism; one thread each works best)
+    amp: str = "auto"  # bfloat16 autocast: "auto" (on a GPU only), "bf16" (on a CPU too), "off"
+
+
+def use_autocast(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the forward pass runs under bfloat16 autocast (the losses are summed in float32 either way)."""
+    assert cfg.amp in ("auto", "bf16", "off"), f"--amp must be auto, bf16 or off, got {cfg.amp!r}"
+    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -199,7 +207,7 @@ def _train(
     if lead:
         print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}, {cfg.workers} worker(s)",
               file=sys.stderr)  # fmt: skip
-    use_amp = device.type == "cuda"
+    use_amp = use_autocast(cfg, device)
     t_start = time.time()
     audio_seconds = 0.0
     log = (out / "log.jsonl").open("a") if lead else None

@@ -172,3 +172,20 @@ def test_only_a_model_from_scratch_warms_up_the_pruned_loss(tmp_path: Path, monk
                       save_every=2, eval_every=2, log_every=1, threads=1, warmup=1)  # fmt: skip
     train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
     assert seen == [None, None]
+
+
+def test_bf16_autocast_on_a_cpu_trains_and_its_losses_track_float32(tmp_path: Path) -> None:
+    """``--amp bf16``: the same three steps under bfloat16 autocast give nearly the float32 losses (the weights
+    stay float32), and the weights move."""
+
+    def losses(out: Path, amp: str) -> list[float]:
+        cfg = TrainConfig(out=str(out), init="scratch", steps=3, batch_size=2, lr=1e-3, warmup=1, save_every=3,
+                          eval_every=100, log_every=1, threads=1, amp=amp)  # fmt: skip
+        last = train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
+        assert all(v.dtype in (torch.float32, torch.int64) for v in load_file(str(last / "model.safetensors")).values())
+        return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+    full, half = losses(tmp_path / "fp32", "off"), losses(tmp_path / "bf16", "bf16")
+    assert len(half) == 3 and all(np.isfinite(half))
+    assert np.allclose(half, full, rtol=0.02), (half, full)
+    assert half != full  # autocast really ran: bfloat16 rounds differently
