@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model.char_lm import LM_FILE, CharNgram
-from model.checkpoint import WEIGHTS, load_model, save_model
+from model.checkpoint import load_model, save_model, stored_dtype
 from model.config import StreamingConfig, add_search_options, search_overrides
 
 
@@ -77,14 +77,6 @@ def bank_summary(bank: Path) -> dict[str, Any]:
     from model.data.bank import Bank
 
     return Bank(bank).summary()
-
-
-def stored_dtype(model_dir: Path) -> str:
-    """How the weights in ``model_dir`` are stored ("float16" or "float32"), from the safetensors metadata."""
-    from safetensors import safe_open
-
-    with safe_open(str(model_dir / WEIGHTS), framework="pt") as f:
-        return (f.metadata() or {}).get("stored_dtype", "float32")
 
 
 def _search(s: StreamingConfig) -> str:

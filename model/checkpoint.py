@@ -15,6 +15,7 @@ from model.tokenizer import BLANK_ID
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
+STORED_DTYPE = "stored_dtype"  # safetensors metadata key: how the weights are stored
 
 
 def save_model(model: StsModel, directory: str | Path, half: bool = False) -> Path:
@@ -28,10 +29,18 @@ def save_model(model: StsModel, directory: str | Path, half: bool = False) -> Pa
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    meta = {"format": "pt", "name": model.cfg.name, "stored_dtype": "float16" if half else "float32"}
+    meta = {"format": "pt", "name": model.cfg.name, STORED_DTYPE: "float16" if half else "float32"}
     save_file(state, str(out / WEIGHTS), metadata=meta)
     (out / CONFIG).write_text(model.cfg.to_json() + "\n")
     return out
+
+
+def stored_dtype(directory: str | Path) -> str:
+    """How the weights in ``directory`` are stored ("float16" or "float32"), from the safetensors metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(directory) / WEIGHTS), framework="pt") as f:
+        return (f.metadata() or {}).get(STORED_DTYPE, "float32")
 
 
 def load_config(directory: str | Path) -> StsConfig:

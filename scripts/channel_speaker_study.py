@@ -29,7 +29,7 @@ import torch
 
 import service.speakers as speakers
 from clients.evaluate import _error_rate, _speakers, best_labelled, label_sessions, load_set, recognize_sessions
-from clients.label_diagnostics import equal_error_rate, pair_scores
+from clients.label_diagnostics import embed_spans, equal_error_rate, pair_scores
 from model.checkpoint import load_model
 from model.data.bank import Bank
 from model.data.simulator import MeetingSimulator, SimulatorConfig
@@ -37,7 +37,7 @@ from model.encoder import init_state
 from model.features import LogMel
 from model.heat import assign_channels_heat
 from model.recognizer import Recognizer, set_num_threads
-from model.speaker import cut, exclusive_span, fit_lda, lda_project, load_embedder
+from model.speaker import fit_lda, lda_project, load_embedder
 
 FRAME = 0.04  # seconds per encoder frame
 MIN_FRAMES = 12  # about 0.5 s
@@ -85,17 +85,17 @@ def train_channel_lda(frames_of: ChannelFrames, bank: str, sessions: int, dim: i
     return fit_lda(np.asarray(stats), labels, dim)
 
 
-def eers(spans: list[Any], channels: list[int], audio: np.ndarray, frames: np.ndarray, voice: Any,
+def eers(spans: list[Any], channels: list[int], session: Any, frames: np.ndarray, voice: Any,
          lda: tuple[np.ndarray, ...], w: float, pairs: dict[str, tuple[list[float], list[float]]]) -> None:  # fmt: skip
-    """Add the same / different-speaker cosines of ``spans`` (speaker, start, end) to ``pairs``."""
+    """Add the same / different-speaker cosines of ``spans`` (speaker, start, end) to ``pairs``; the voice
+    embeddings cut as ``clients.label_diagnostics`` cuts them."""
+    voiced = embed_spans(session, [(t.speaker, t.start, t.end) for t in spans], voice, MIN_FRAMES * FRAME)
     items = []
-    for i, (t, c) in enumerate(zip(spans, channels, strict=True)):
-        others = [(o.start, o.end) for j, o in enumerate(spans) if j != i and o.start < t.end and o.end > t.start]
-        a = cut(audio, exclusive_span(t.start, t.end, others))
+    for t, c, v in zip(spans, channels, voiced, strict=True):
         st = pool(frames, c, [(t.start, t.end)])
-        if len(a) >= MIN_FRAMES * FRAME * 16000 and st is not None:
-            v, ch = voice.embed(a), lda_project(st, *lda)
-            items.append((t.speaker, {"voice": v, "channel": ch, "fused": fuse(v, ch, w)}))
+        if v is not None and st is not None:
+            ch = lda_project(st, *lda)
+            items.append((t.speaker, {"voice": v[1], "channel": ch, "fused": fuse(v[1], ch, w)}))
     for kind in ("voice", "channel", "fused"):
         same, diff = pair_scores([(sp, e[kind]) for sp, e in items])
         pairs[kind][0].extend(same)
@@ -175,7 +175,7 @@ def main() -> None:
                 else:
                     spans = best_labelled(s, ts)
                     channels = [t.channel for t in spans]
-                eers(spans, channels, s.audio, f, voice, lda, a.eer_weight, pairs)
+                eers(spans, channels, s, f, voice, lda, a.eer_weight, pairs)
             row = ", ".join(f"{k} {100 * equal_error_rate(np.asarray(sm), np.asarray(df)):.1f} %"
                             for k, (sm, df) in pairs.items())  # fmt: skip
             print(f"{spec} {kind} turns: EER {row} ({len(pairs['voice'][0])} / {len(pairs['voice'][1])} pairs)")
