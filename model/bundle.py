@@ -3,6 +3,8 @@
     python -m model.bundle exp/sts/averaged --run exp/sts --bank data/bank --eval exp/eval.md --out model/pretrained
 
 ``--run`` may be given once per training stage, oldest first, when a run continued from an earlier one's model.
+The stages live on with the model (``training.json``: one summary per stage), so a later bundle that continued
+from this one lists them without the old run folders: ``--continues model/pretrained --run exp/next``.
 
 Writes ``model.safetensors`` (weights only, no optimizer; stored as float16 unless ``--store float32``, loaded back
 as float32) + ``config.json`` and ``MODEL_CARD.md``: architecture,
@@ -22,6 +24,8 @@ from model.char_lm import LM_FILE, CharNgram
 from model.checkpoint import load_model, save_model, stored_dtype
 from model.config import StreamingConfig, add_search_options, search_overrides
 
+TRAINING_FILE = "training.json"  # in a model folder: [stage summary, ...], oldest first
+
 
 def training_summary(run: Path) -> dict[str, Any]:
     """Steps, audio seen and settings of a training run, from its log and run config."""
@@ -36,6 +40,7 @@ def training_summary(run: Path) -> dict[str, Any]:
             audio_seconds = rec.get("audio_seen", audio_seconds)
     cfg = json.loads((run / "run_config.json").read_text()) if (run / "run_config.json").exists() else {}
     return {
+        "run": str(run),
         "steps": steps,
         "last_loss": last_loss,
         "dev_loss": dev,
@@ -52,22 +57,28 @@ def family_hours(t: dict[str, Any]) -> dict[str, float]:
     return {f: t["audio_seen_hours"] * w / total for f, w in weights.items() if w > 0} if total else {}
 
 
-def training_lines(runs: list[Path]) -> list[str]:
-    """The model card's training section: one entry per stage, then the totals."""
+def earlier_stages(model_dir: Path) -> list[dict[str, Any]]:
+    """The stage summaries stored with a bundled model (``[]`` when it has none)."""
+    path = model_dir / TRAINING_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def training_lines(stages: list[dict[str, Any]]) -> list[str]:
+    """The model card's training section: one entry per stage (a :func:`training_summary`), then the totals."""
     lines = ["## Training"]
     steps = hours = 0.0
     by_family: dict[str, float] = {}
-    for k, run in enumerate(runs, 1):
-        t = training_summary(run)
+    for k, t in enumerate(stages, 1):
         steps, hours = steps + t["steps"], hours + t["audio_seen_hours"]
         fam = family_hours(t)
         for f, h in fam.items():
             by_family[f] = by_family.get(f, 0.0) + h
         mix = ", ".join(f"{f} {h:.1f} h" for f, h in fam.items())
-        lines += [f"- Stage {k}, run `{run}`: {t['steps']} optimizer steps, about {t['audio_seen_hours']:.1f} hours "
-                  f"of simulated meeting audio ({mix or 'families not recorded'}).", "", "```json",
+        hours_k = t["audio_seen_hours"]
+        lines += [f"- Stage {k}, run `{t['run']}`: {t['steps']} optimizer steps, about {hours_k:.1f} hours of "
+                  f"simulated meeting audio ({mix or 'families not recorded'}).", "", "```json",
                   json.dumps(t["config"], indent=1), "```", ""]  # fmt: skip
-    if len(runs) > 1:
+    if len(stages) > 1:
         mix = ", ".join(f"{f} {h:.1f} h" for f, h in sorted(by_family.items()))
         lines += [f"- In all: {steps:.0f} steps, about {hours:.1f} hours of audio ({mix}).", ""]
     return lines
@@ -92,7 +103,7 @@ def _blocks(n: int) -> str:
     return f" + {n} residual LSTM block{'s' if n > 1 else ''} (added by `model.grow`)" if n else ""
 
 
-def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | None) -> str:
+def card(model_dir: Path, stages: list[dict[str, Any]], bank: Path | None, eval_md: Path | None) -> str:
     model = load_model(model_dir)
     cfg = model.cfg
     params = sum(p.numel() for p in model.parameters())
@@ -131,8 +142,8 @@ def card(model_dir: Path, runs: list[Path], bank: Path | None, eval_md: Path | N
             f"--order {lm.order} --min-count {lm.min_count}`)."
         )
     lines.append("")
-    if runs:
-        lines += training_lines(runs)
+    if stages:
+        lines += training_lines(stages)
     if bank is not None and bank.exists():
         lines += ["## Voice bank when bundled (hours of speech by family and split; Kokoro grew during training)", "",
                   "| family | split | utterances | voices | hours |", "|---|---|---|---|---|"]  # fmt: skip
@@ -152,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--run", type=Path, action="append", default=[],
                    help="training run folder (log.jsonl, run_config.json); once per stage, oldest first")  # fmt: skip
+    p.add_argument("--continues", type=Path, default=None,
+                   help="bundled model folder this checkpoint continued from: its stages come first")  # fmt: skip
     p.add_argument("--bank", type=Path, default=None)
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
@@ -160,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="how the weights are stored (the model computes in float32 either way)")  # fmt: skip
     add_search_options(p, "store this search setting with the model")
     a = p.parse_args(argv)
+    stages = (earlier_stages(a.continues) if a.continues else []) + [training_summary(r) for r in a.run]
     model = load_model(a.checkpoint)
     streaming = model.cfg.streaming.overridden(**search_overrides(a))
     model.cfg = replace(model.cfg, streaming=streaming)
@@ -169,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         lm.save(a.out)
     elif (a.out / LM_FILE).exists():
         (a.out / LM_FILE).unlink()  # an LM left from an earlier bundle belongs to another model
-    (a.out / "MODEL_CARD.md").write_text(card(a.out, a.run, a.bank, a.eval))
+    (a.out / TRAINING_FILE).write_text(json.dumps(stages, indent=1) + "\n")
+    (a.out / "MODEL_CARD.md").write_text(card(a.out, stages, a.bank, a.eval))
     print(f"bundled {a.checkpoint} into {a.out}")
 
 

@@ -33,6 +33,23 @@ def test_bundle_writes_model_and_card_of_all_stages(tmp_path: Path) -> None:
     assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
 
 
+def test_a_bundle_that_continues_another_keeps_its_stages_without_the_old_runs(tmp_path: Path) -> None:
+    import shutil
+
+    ckpt = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "ckpt")
+    first = _run(tmp_path / "run1", 100, 3600.0, "espeak:1,kokoro:3")
+    bundle([str(ckpt), "--run", str(first), "--out", str(tmp_path / "v1")])
+    shutil.rmtree(first)  # a fresh machine: only the bundled model folder is left of stage 1
+    second = _run(tmp_path / "run2", 50, 7200.0, "espeak:1,kokoro:1")
+    out = tmp_path / "v2"
+    bundle([str(ckpt), "--continues", str(tmp_path / "v1"), "--run", str(second), "--out", str(out)])
+    stages = json.loads((out / "training.json").read_text())
+    assert [(s["run"], s["steps"]) for s in stages] == [(str(first), 100), (str(second), 50)]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"Stage 1, run `{first}`: 100 optimizer steps" in card and f"Stage 2, run `{second}`: 50" in card
+    assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
+
+
 def test_bundle_ships_the_character_lm_and_its_search_settings(tmp_path: Path) -> None:
     from model.char_lm import LM_FILE, CharNgram
     from model.recognizer import Recognizer
