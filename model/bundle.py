@@ -145,7 +145,8 @@ def card(model_dir: Path, stages: list[dict[str, Any]], bank: Path | None, eval_
     if stages:
         lines += training_lines(stages)
     if bank is not None and bank.exists():
-        lines += ["## Voice bank when bundled (hours of speech by family and split; Kokoro grew during training)", "",
+        lines += ["## Voice bank when bundled (hours of speech by family and split; earlier stages trained on banks "
+                  "of other sizes)", "",
                   "| family | split | utterances | voices | hours |", "|---|---|---|---|---|"]  # fmt: skip
         for fam, splits in bank_summary(bank).items():
             for split, s in splits.items():
