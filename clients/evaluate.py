@@ -37,6 +37,7 @@ from model.char_lm import CharNgram
 from model.checkpoint import checkpoint_dir, load_model
 from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
 from model.data.meeting import read_eval_set
+from model.lexicon import Lexicon
 from model.recognizer import Recognizer, TokenEvent, set_num_threads
 from model.report import group_rows, publish
 from model.speaker import Embedder, load_embedder
@@ -134,17 +135,19 @@ def label_sessions(
     embedder: Embedder | None = None,
     clustering: dict[str, float] | None = None,
     count_hint: bool = False,
+    spell: Callable[[str], str] | None = None,
 ) -> list[Decoded]:
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
     ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live.
-    ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``."""
+    ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``.
+    ``spell``: the recognizer's word repair (:meth:`Recognizer.spell`), as the service applies it."""
     results = []
     for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
         hint = (len({t["speaker"] for t in sess.turns}) or None) if count_hint else None
         labeller = make_labeller(embedder, max_speakers=hint, clustering=clustering)
-        assembler = TurnAssembler(labeller)
+        assembler = TurnAssembler(labeller, spell=spell)
         sent = 0
         for pos, events in recording.steps:
             if pos > sent:
@@ -178,7 +181,8 @@ def decode_sessions(
     count_hint: bool = False,
 ) -> list[Decoded]:
     """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
-    return label_sessions(recognize_sessions(rec, sessions, batch), sessions, embedder, count_hint=count_hint)
+    recordings = recognize_sessions(rec, sessions, batch)
+    return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell)
 
 
 def _seglst_ref(s: RefSession) -> list[dict[str, Any]]:
@@ -367,7 +371,7 @@ def evaluate(
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
     report: dict[str, Any] = {"model": rec.model_name, "labels": labels,
-                              "search": rec.config.streaming.search_note(), "sets": {}}  # fmt: skip
+                              "search": search_note(rec), "sets": {}}  # fmt: skip
     for spec in specs:
         sessions = load_set(spec, limit)
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
@@ -385,6 +389,12 @@ def evaluate(
         report["sets"][spec] = entry
         print(f"{spec}: {summary_line(entry)}", file=sys.stderr)
     return report
+
+
+def search_note(rec: Recognizer) -> str:
+    """The recognizer's non-default search settings in words, and whether a lexicon repairs its words."""
+    lexicon = f", lexicon repair ({len(rec.lexicon):,} words)" if rec.lexicon is not None else ""
+    return rec.config.streaming.search_note() + lexicon
 
 
 def summary_line(e: dict[str, Any]) -> str:
@@ -508,7 +518,7 @@ def sweep_labels(
         decoded[spec] = (sessions, recognize_sessions(rec, sessions, batch))
 
     def run(setting: dict[str, float]) -> dict[str, Any]:
-        sets = {spec: score(sessions, label_sessions(recordings, sessions, embedder, setting))
+        sets = {spec: score(sessions, label_sessions(recordings, sessions, embedder, setting, spell=rec.spell))
                 for spec, (sessions, recordings) in decoded.items()}  # fmt: skip
         return {"model": rec.model_name, "labels": f"voice ({speaker_model or 'bundled'})", "sets": sets}
 
@@ -551,6 +561,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_search_options(p, "override the checkpoint's search setting")
     p.add_argument("--lm", default=None, help="folder of the character LM to fuse (default: the model's own)")
+    p.add_argument("--lexicon", default=None,
+                   help="folder of the word lexicon that repairs misspelled words (default: the model's own; 'none': "
+                   "no repair)")  # fmt: skip
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="evaluate at each value (repeat for a grid) and report the best (cells: ORC-WER / cpWER / "
                    "turns per reference turn; score: mean of (ORC-WER + cpWER) / 2); tune on sets you do not "
@@ -563,8 +576,12 @@ def main(argv: list[str] | None = None) -> None:
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
+    if a.lexicon == "none":
+        lexicon = None
+    else:
+        lexicon = Lexicon.load(a.lexicon) if a.lexicon else Lexicon.load_if_present(checkpoint_dir(a.model))
     try:
-        rec = Recognizer(model, model.cfg.streaming.overridden(**search_overrides(a)), lm)
+        rec = Recognizer(model, model.cfg.streaming.overridden(**search_overrides(a)), lm, lexicon)
     except ValueError as e:
         raise SystemExit(f"{e} (give --lm DIR)") from None
     if a.sweep:

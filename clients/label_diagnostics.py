@@ -85,7 +85,8 @@ def diagnose(rec: Recognizer, spec: str, embedder: Embedder, min_seconds: float 
              limit: int | None = None) -> dict[str, Any]:  # fmt: skip
     """The EERs of one set (see the module docstring), with the pair counts and how many turns had one voice."""
     sessions = [s for s in load_set(spec, limit) if s.sample_rate == SAMPLE_RATE]
-    decoded = label_sessions(recognize_sessions(rec, sessions), sessions)  # turns only: the oracle names them
+    # turns only: the oracle names them
+    decoded = label_sessions(recognize_sessions(rec, sessions), sessions, spell=rec.spell)
     pairs: dict[str, tuple[list[float], list[float]]] = {
         k: ([], []) for k in ("reference", "model", "model, one voice")
     }

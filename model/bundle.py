@@ -23,6 +23,7 @@ from typing import Any
 from model.char_lm import LM_FILE, CharNgram
 from model.checkpoint import load_model, save_model, stored_dtype
 from model.config import StreamingConfig, add_search_options, search_overrides
+from model.lexicon import LEXICON_FILE, Lexicon
 
 TRAINING_FILE = "training.json"  # in a model folder: [stage summary, ...], oldest first
 
@@ -141,6 +142,12 @@ def card(model_dir: Path, stages: list[dict[str, Any]], bank: Path | None, eval_
             "Witten-Bell, trained on the text corpus's train split: `python -m model.char_lm data/text/train.txt "
             f"--order {lm.order} --min-count {lm.min_count}`)."
         )
+    lexicon = Lexicon.load_if_present(model_dir)
+    if lexicon is not None:
+        lines.append(
+            f"- Word lexicon ({len(lexicon):,} words of the text corpus's train split: `python -m model.lexicon "
+            "data/text/train.txt`): a completed word it does not hold becomes its most frequent word one edit away."
+        )
     lines.append("")
     if stages:
         lines += training_lines(stages)
@@ -170,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
     p.add_argument("--lm", type=Path, default=None, help="folder of the character LM to ship with the model")
+    p.add_argument("--lexicon", type=Path, default=None,
+                   help="folder of the word lexicon to ship (default: the checkpoint's own)")  # fmt: skip
     p.add_argument("--store", choices=("float16", "float32"), default="float16",
                    help="how the weights are stored (the model computes in float32 either way)")  # fmt: skip
     add_search_options(p, "store this search setting with the model")
@@ -184,6 +193,11 @@ def main(argv: list[str] | None = None) -> None:
         lm.save(a.out)
     elif (a.out / LM_FILE).exists():
         (a.out / LM_FILE).unlink()  # an LM left from an earlier bundle belongs to another model
+    lexicon = Lexicon.load(a.lexicon) if a.lexicon is not None else Lexicon.load_if_present(a.checkpoint)
+    if lexicon is not None:
+        lexicon.save(a.out)
+    elif (a.out / LEXICON_FILE).exists():
+        (a.out / LEXICON_FILE).unlink()
     (a.out / TRAINING_FILE).write_text(json.dumps(stages, indent=1) + "\n")
     (a.out / "MODEL_CARD.md").write_text(card(a.out, stages, a.bank, a.eval))
     print(f"bundled {a.checkpoint} into {a.out}")

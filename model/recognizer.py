@@ -31,6 +31,7 @@ from model.decoder import DecoderTable
 from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
+from model.lexicon import Lexicon
 from model.search import Emission, context_width, greedy_search, init_context, search_bias
 from model.sts import StsModel
 from model.tokenizer import TOKENS
@@ -165,10 +166,18 @@ class Stream:
 class Recognizer:
     """Holds the model; decodes batches of streams. ``decode_streams`` is serialised by a lock."""
 
-    def __init__(self, model: StsModel, streaming: StreamingConfig | None = None, lm: CharNgram | None = None) -> None:
+    def __init__(
+        self,
+        model: StsModel,
+        streaming: StreamingConfig | None = None,
+        lm: CharNgram | None = None,
+        lexicon: Lexicon | None = None,
+    ) -> None:
         """``streaming`` replaces the checkpoint's decode settings (chunk length, search) when given; ``lm`` is
-        the character LM that the search fuses with weight ``streaming.lm_weight`` (unused at weight 0)."""
+        the character LM that the search fuses with weight ``streaming.lm_weight`` (unused at weight 0);
+        ``lexicon`` repairs misspelled words (:meth:`spell`)."""
         self.model = model.eval()
+        self.lexicon = lexicon
         self.config: StsConfig = model.cfg if streaming is None else replace(model.cfg, streaming=streaming)
         self.log_mel = LogMel(self.config.features)
         search = self.config.streaming
@@ -185,13 +194,20 @@ class Recognizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None) -> Recognizer:
-        """Load a checkpoint directory (with its character LM when it holds one); the model bundled with the
-        package when ``path`` is None."""
-        return cls(load_model(path), lm=CharNgram.load_if_present(checkpoint_dir(path)))
+        """Load a checkpoint directory (with its character LM and lexicon when it holds them); the model bundled
+        with the package when ``path`` is None."""
+        folder = checkpoint_dir(path)
+        return cls(load_model(path), lm=CharNgram.load_if_present(folder), lexicon=Lexicon.load_if_present(folder))
 
     def with_search(self, streaming: StreamingConfig) -> Recognizer:
-        """A recognizer on the same model and LM with other decode settings (sweeps, command-line overrides)."""
-        return Recognizer(self.model, streaming, self.lm)
+        """A recognizer on the same model, LM and lexicon with other decode settings (sweeps, command-line
+        overrides)."""
+        return Recognizer(self.model, streaming, self.lm, self.lexicon)
+
+    def spell(self, word: str) -> str:
+        """A completed word as the transcript shows it: repaired by the lexicon when there is one
+        (:meth:`model.lexicon.Lexicon.correct`), else unchanged. The turn assembler calls it per word."""
+        return word if self.lexicon is None else self.lexicon.correct(word)
 
     @classmethod
     def random(cls, cfg: StsConfig | None = None, seed: int = 0) -> Recognizer:

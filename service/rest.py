@@ -250,7 +250,7 @@ async def transcribe_file(
         session = scheduler.open("rest", WORK_RATE if resampler else rate)
     except CapacityError as e:
         raise ApiError(503, "capacity", f"{e}; try again later") from None
-    assembler = TurnAssembler(labeller, max_turn_seconds=max_turn_seconds)
+    assembler = TurnAssembler(labeller, max_turn_seconds=max_turn_seconds, spell=scheduler.recognizer.spell)
     finals: list[Turn] = []
     collector = asyncio.create_task(_collect(session.outputs.get, assembler, finals))
     block = max(1, round(block_seconds * rate))

@@ -15,7 +15,7 @@ model nor torch and the client SDK can reuse it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -134,6 +134,8 @@ class TurnAssembler:
       the word in progress (or closed whole when it has no complete word).
     - Partials show only complete words, so text once shown never changes; one is reported only when that
       text grew since the last one for the turn.
+    - ``spell`` (the recognizer's :meth:`~model.recognizer.Recognizer.spell`: lexicon repair of misspelled
+      words) maps each word as it completes, before any partial or final shows it.
     """
 
     def __init__(
@@ -141,9 +143,11 @@ class TurnAssembler:
         labeller: SpeakerLabeller | None = None,
         max_turn_seconds: float = DEFAULT_MAX_TURN_SECONDS,
         frame_seconds: float = FRAME_SECONDS,
+        spell: Callable[[str], str] | None = None,
     ) -> None:
         assert max_turn_seconds > 0, f"max_turn_seconds must be positive, got {max_turn_seconds}"
         self.labeller: SpeakerLabeller = labeller or ChannelLabeller()
+        self.spell = spell
         self.max_turn_seconds = max_turn_seconds
         self.frame_seconds = frame_seconds
         self._open: dict[int, _OpenTurn] = {}
@@ -174,9 +178,8 @@ class TurnAssembler:
     def _char(self, channel: int, ch: str, time: float, logprob: float | None, finals: list[Turn]) -> None:
         turn = self._open.get(channel)
         if ch.isspace():
-            if turn is not None and turn.current is not None:
-                turn.words.append(turn.current)
-                turn.current = None
+            if turn is not None:
+                self._complete(turn)
             return
         if turn is None:
             turn = self._open[channel] = _OpenTurn(channel, time)
@@ -191,6 +194,14 @@ class TurnAssembler:
         turn.current.end = time + self.frame_seconds
         if logprob is not None:
             turn.current.logprobs.append(logprob)
+
+    def _complete(self, turn: _OpenTurn) -> None:
+        """The word being spelled is complete: (repaired by ``spell``) it joins the turn's words."""
+        word, turn.current = turn.current, None
+        if word is not None:
+            if self.spell is not None:
+                word.chars = list(self.spell(word.text))
+            turn.words.append(word)
 
     def _split(self, turn: _OpenTurn, time: float, finals: list[Turn]) -> _OpenTurn:
         """Close an over-long turn after its complete words; the word in progress opens the next turn."""
@@ -209,9 +220,7 @@ class TurnAssembler:
         turn = self._open.pop(channel, None)
         if turn is None:
             return
-        if turn.current is not None:
-            turn.words.append(turn.current)
-            turn.current = None
+        self._complete(turn)
         if not turn.words:
             return
         assert turn.turn_id is not None, "a turn with words has a turn_id"

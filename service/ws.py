@@ -281,7 +281,9 @@ class Connection:
             return
         self.start, self.session = start, session
         self.labeller = make_labeller(self.state.speaker_embedder, start.max_speakers)
-        self.assembler = TurnAssembler(self.labeller, max_turn_seconds=self.settings.max_turn_seconds)
+        self.assembler = TurnAssembler(
+            self.labeller, max_turn_seconds=self.settings.max_turn_seconds, spell=scheduler.recognizer.spell
+        )
         self.send(ReadyMessage(session_id=session.id, model=self.state.model_name, sample_rate=start.sample_rate))
         pump = asyncio.create_task(self._pump(session, self.assembler, start.interim_results, start.relabel))
         self.tasks.append(pump)

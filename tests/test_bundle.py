@@ -50,16 +50,20 @@ def test_a_bundle_that_continues_another_keeps_its_stages_without_the_old_runs(t
     assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
 
 
-def test_bundle_ships_the_character_lm_and_its_search_settings(tmp_path: Path) -> None:
+def test_bundle_ships_the_character_lm_lexicon_and_search_settings(tmp_path: Path) -> None:
     from model.char_lm import LM_FILE, CharNgram
+    from model.lexicon import LEXICON_FILE, Lexicon
     from model.recognizer import Recognizer
 
     ckpt = save_model(random_model(StsConfig.tiny(), seed=0), tmp_path / "ckpt")
     CharNgram.build(["the cat sat on the mat", "a dog and a cat"], order=3, min_count=1).save(tmp_path / "lm")
+    Lexicon.build(["the cat sat on the mat", "a dog and a cat"]).save(tmp_path / "lex")
     out = tmp_path / "bundled"
-    bundle([str(ckpt), "--lm", str(tmp_path / "lm"), "--beam", "4", "--lm-weight", "0.4", "--out", str(out)])
+    bundle([str(ckpt), "--lm", str(tmp_path / "lm"), "--lexicon", str(tmp_path / "lex"), "--beam", "4",
+            "--lm-weight", "0.4", "--out", str(out)])  # fmt: skip
     rec = Recognizer.from_pretrained(out)
     assert rec.lm is not None and rec.lm.order == 3
+    assert rec.spell("dgo") == "dog" and rec.lexicon is not None and len(rec.lexicon) == 8
     assert (rec.config.streaming.beam, rec.config.streaming.lm_weight) == (4, 0.4)
     card = (out / "MODEL_CARD.md").read_text()
     assert (
@@ -67,9 +71,10 @@ def test_bundle_ships_the_character_lm_and_its_search_settings(tmp_path: Path) -
         and "beam 4" in card
         and "lm weight 0.4" in card
     )
-    assert "Character 3-gram LM" in card
-    bundle([str(ckpt), "--out", str(out)])  # a model without an LM: the old one must not stay beside it
+    assert "Character 3-gram LM" in card and "Word lexicon (8 words" in card
+    bundle([str(ckpt), "--out", str(out)])  # a model without LM and lexicon: the old ones must not stay beside it
     assert not (out / LM_FILE).exists() and Recognizer.from_pretrained(out).lm is None
+    assert not (out / LEXICON_FILE).exists() and Recognizer.from_pretrained(out).lexicon is None
 
 
 def test_bundle_stores_float16_weights_that_load_as_float32(tmp_path: Path) -> None:

@@ -144,6 +144,14 @@ def test_container_streams_like_rest(sandbox_env: Path, container: tuple[str, st
     # the image's own health check, its user, and the browser page
     check = podman(sandbox_env, "healthcheck", "run", name)
     assert check.returncode == 0, check.stdout + check.stderr
+    # every file of the bundled model folder (weights, config, LM, lexicon, card) made it into the image
+    listing = (
+        "import pathlib, model; "
+        "print(' '.join(sorted(p.name for p in (pathlib.Path(model.__file__).parent / 'pretrained').iterdir())))"
+    )
+    shipped = podman(sandbox_env, "exec", name, "python3", "-c", listing)
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout.split() == sorted(p.name for p in BUNDLED.parent.iterdir() if p.is_file()), shipped.stdout
     uid = podman(sandbox_env, "exec", name, "id", "-u")
     assert uid.returncode == 0 and uid.stdout.strip() not in ("", "0"), uid
     import urllib.request

@@ -162,3 +162,18 @@ def test_count_hint_gives_the_labeller_each_session_speaker_count(
     main([spec, "--model", model, "--out", str(tmp_path / "n")])
     assert hints == [speakers, None]
     assert "max_speakers hint" in (tmp_path / "h.md").read_text()
+
+
+@pytest.mark.slow
+def test_lexicon_option_names_the_repair_in_the_report(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from model.lexicon import Lexicon
+
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 2, 1, 2)
+    Lexicon.build(["good morning everyone", "the numbers for this week"]).save(tmp_path / "lex")
+    main([spec, "--model", model, "--lexicon", str(tmp_path / "lex"), "--out", str(tmp_path / "with")])
+    main([spec, "--model", model, "--lexicon", "none", "--out", str(tmp_path / "without")])
+    assert "lexicon repair (8 words)" in (tmp_path / "with.md").read_text().splitlines()[0]
+    assert "lexicon" not in (tmp_path / "without.md").read_text().splitlines()[0]
+    assert "lexicon repair" in json.loads((tmp_path / "with.json").read_text())["search"]

@@ -163,3 +163,32 @@ def test_auth(make_server: Any, meeting_wav: Any) -> None:
     assert [m["type"] for m in messages] == ["ready", "end"] and code == 1000
     messages, code = asyncio.run(ws(srv.ws, additional_headers={"Authorization": "Bearer k1"}))
     assert [m["type"] for m in messages] == ["ready", "end"] and code == 1000
+
+
+def test_the_recognizers_lexicon_repairs_the_transcripts_words(lively: Any, meeting_audio: Any, meeting_wav: Any,
+                                                               reference: dict[str, Any]) -> None:  # fmt: skip
+    """A lexicon that knows every word of the reference transcript except one, and a neighbour of that one (one
+    letter replaced): the service shows the neighbour there and every other word as before, over REST and in the
+    WebSocket stream's partials and finals."""
+    from model.lexicon import Lexicon
+    from model.recognizer import Recognizer
+    from tests.service_client import final_turns, stream_audio
+    from tests.service_fixtures import TEST_SETTINGS, ServerHandle
+
+    words = [w["word"] for t in reference["turns"] for w in t["words"]]
+    target = next(w for w in words if len(w) >= 3)
+    fixed = target[:-1] + ("q" if target[-1] != "q" else "z")
+    counts = {w: 1 for w in words if w != target} | {fixed: 1000}  # the most frequent of its neighbours
+    rec = Recognizer(lively.model, lively.config.streaming, lively.lm, Lexicon(counts))
+    handle = ServerHandle(rec, **TEST_SETTINGS)
+    try:
+        status, _, body = post_audio(handle.http, meeting_wav.read_bytes())
+        messages, code = asyncio.run(stream_audio(handle.ws, meeting_audio[0], frame_seconds=0.02, speed=20))
+    finally:
+        handle.stop()
+    assert status == 200 and code == 1000
+    expected = [fixed if w == target else w for w in words]
+    assert [w["word"] for t in json.loads(body)["turns"] for w in t["words"]] == expected and fixed in expected
+    assert [w["word"] for t in final_turns(messages) for w in t["words"]] == expected
+    shown = {w for m in messages if m["type"] == "partial" for w in m["text"].split()}
+    assert fixed in shown and target not in shown

@@ -188,3 +188,17 @@ def test_final_turns_see_the_turns_open_on_the_other_channel_whenever_partials_a
     (yes_id, _, yes_open), (long_id, _, long_open) = finals_one
     assert yes_open == (OpenSpan(0, 0.0),)  # the long turn was still open when "yes" closed
     assert long_open == ()
+
+
+def test_spell_repairs_each_word_as_it_completes() -> None:
+    fixes = {"helo": "hello", "wrld": "world"}
+    asm = TurnAssembler(spell=lambda w: fixes.get(w, w))
+    events = spell(0, "helo big wrld", 0.0)
+    shown = []
+    for e in events[:-2]:  # all but the last character and <eot>: "wrl" is still being spelled
+        asm.push([e])
+        shown += [p.text for p in asm.partials()]
+    assert shown == ["hello", "hello big"]  # partials show repaired words only
+    [turn] = asm.push(events[-2:])
+    assert turn.text == "hello big world" and [w.word for w in turn.words] == ["hello", "big", "world"]
+    assert (turn.words[0].start, turn.words[0].end) == (0.04, 0.2)  # the spoken word's times are kept
