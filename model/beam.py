@@ -166,5 +166,10 @@ def _commit(b: Beam, row: int, common_only: bool, due: int = -1) -> list[Emissio
         b.hyps = [best]
     out = [Emission(row, best.frames[i], best.tokens[i], best.logprobs[i]) for i in range(n)]
     if n:
-        b.hyps = [replace(h, tokens=h.tokens[n:], frames=h.frames[n:], logprobs=h.logprobs[n:]) for h in b.hyps]
+        # the prefix came out at the best hypothesis's frames; another one holding the same tokens may have
+        # aligned them earlier, so its later tokens can sit at earlier frames: they come out no earlier than the
+        # prefix did (a row's emissions stay in time order)
+        last = best.frames[n - 1]
+        b.hyps = [replace(h, tokens=h.tokens[n:], frames=tuple(max(f, last) for f in h.frames[n:]),
+                          logprobs=h.logprobs[n:]) for h in b.hyps]  # fmt: skip
     return out

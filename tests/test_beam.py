@@ -130,6 +130,22 @@ def test_commit_forces_the_best_hypothesis_tokens_that_are_due() -> None:
     assert _commit(b, row=0, common_only=True, due=8) == []  # the best's oldest pending token is not due yet
 
 
+def test_a_rows_emissions_stay_in_time_order_when_hypotheses_aligned_the_prefix_differently() -> None:
+    """Two hypotheses hold the same tokens, one aligned them much earlier: the prefix comes out at the best one's
+    frames, and what the other says next must not come out before it (dev-meet2-0005 at LM weight 0.4 gave a
+    turn that ended a second before it started)."""
+    late = Hyp((0, 0), tokens=(5, 6, 7), frames=(10, 11, 12), logprobs=(-0.1, -0.2, -0.3), score=0.0)
+    early = Hyp((0, 0), tokens=(5, 6, 8, 9), frames=(1, 2, 3, 4), logprobs=(-0.1, -0.2, -0.3, -0.4), score=-1.0)
+    b = Beam([late, early])
+    first = _commit(b, row=0, common_only=True)
+    assert [(e.frame, e.token) for e in first] == [(10, 5), (11, 6)]
+    b.hyps = [b.hyps[1], b.hyps[0]]  # later frames make the early alignment's continuation the best
+    rest = flush([b], [0])
+    assert [(e.frame, e.token) for e in rest] == [(11, 8), (11, 9)]
+    frames = [e.frame for e in first + rest]
+    assert frames == sorted(frames)
+
+
 def pending_ages(rec: Recognizer, audio: np.ndarray) -> list[int]:
     """After every decode step of a stream fed ``audio`` at once: how many encoder frames the oldest pending
     token of each channel's best hypothesis has waited (frames decoded minus one, minus its frame)."""
