@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import io
 import queue
 import threading
@@ -188,6 +189,7 @@ class StreamingClient:
         self._events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()  # None: connection closed
         self._reader: asyncio.Task[None] | None = None
         self._stopped = False
+        self._failure: StreamError | None = None  # why the reader gave up on the server's messages
 
     @property
     def session_id(self) -> str:
@@ -251,8 +253,12 @@ class StreamingClient:
                     continue
                 self.builder.add(event)
                 await self._events.put(event)
-        except (ConnectionClosed, StreamError):
+        except ConnectionClosed:
             pass
+        except StreamError as e:  # a message this client does not understand: the stream is not trustworthy
+            self._failure = e
+            with contextlib.suppress(Exception):
+                await self._ws.close()
         finally:
             self.close_code = self._ws.close_code
             await self._events.put(None)
@@ -308,7 +314,11 @@ class StreamingClient:
             yield event
 
     async def wait_closed(self, timeout: float | None = None) -> Transcript:
-        """Consume the events until the server closes; the transcript, or StreamError on an error event."""
+        """Consume the events until the server closes; the transcript.
+
+        Raises StreamError on an error event, on a server message this client cannot read, and when the
+        connection closed before the server's ``end`` (a dropped network or a restarted server): a transcript
+        cut short is never returned as if it were whole (``transcript()`` still gives the turns received)."""
         error: ErrorMessage | None = None
         async with asyncio.timeout(timeout):
             async for event in self.events():
@@ -316,6 +326,11 @@ class StreamingClient:
                     error = event
         if error is not None:
             raise StreamError(error.code, error.message, self.close_code)
+        if self._failure is not None:
+            raise self._failure
+        if not self.builder.ended:
+            raise StreamError("connection_closed", "the connection closed before the end of the stream "
+                              f"(close code {self.close_code})", self.close_code)  # fmt: skip
         return self.transcript()
 
     def transcript(self) -> Transcript:
@@ -511,6 +526,10 @@ class BatchClient:
                 raise ApiRequestError(e.code, "http_error", raw.decode(errors="replace")[:500] or str(e)) from None
         except urllib.error.URLError as e:
             raise StsError(f"cannot reach {self.base_url}: {e.reason}") from None
+        except TimeoutError:
+            raise StsError(f"no answer from {self.base_url} within {self.timeout:g} s") from None
+        except (OSError, http.client.HTTPException) as e:  # the connection dropped while waiting for the answer
+            raise StsError(f"the connection to {self.base_url} failed: {type(e).__name__}: {e}") from None
 
     def transcribe_raw(
         self, audio: str | Path | bytes, format: str = "json", filename: str | None = None,

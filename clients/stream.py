@@ -167,11 +167,17 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         async with StreamingClient(args.url, sample_rate=rate, encoding=encoding, token=args.token,
                                    interim_results=not args.no_partials, max_speakers=args.max_speakers,
                                    ) as client:  # fmt: skip
+            read_error: list[str] = []
 
             async def send() -> None:
-                async for frame in source:
-                    await client.send_audio(frame)
-                await client.stop()
+                try:
+                    async for frame in source:
+                        await client.send_audio(frame)
+                except StreamError:
+                    raise
+                except Exception as e:  # the source failed part-way (a damaged or truncated file, a broken pipe)
+                    read_error.append(f"{type(e).__name__}: {e}")
+                await client.stop()  # the audio read so far is still transcribed
 
             sender = asyncio.create_task(send())
             error: ErrorMessage | None = None
@@ -195,6 +201,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 await sender
             except (asyncio.CancelledError, StreamError):
                 pass
+            if read_error:
+                print(f"sts-stream: error: reading {args.source} failed part-way: {read_error[0]}", file=err)
             if error is not None:
                 print(f"sts-stream: error from server: {error.code}: {error.message}", file=err)
                 return 1
@@ -205,7 +213,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 with open(args.output, "w", encoding="utf-8") as f:
                     f.write(render(client.transcript(), args.format, _name(args.source)))
             print(f"sts-stream: {end.duration:.2f} s of audio, {end.turns} turns", file=err)
-            return 0
+            return 1 if read_error else 0
     except StsError as e:
         captions.close()
         print(f"sts-stream: error: {e}", file=err)

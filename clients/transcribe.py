@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-speakers", type=int, metavar="N", help="hint: at most N speakers in the file (1-64)")
     p.add_argument("--token", default=os.environ.get("STS_TOKEN"),
                    help="API key for --server (default: $STS_TOKEN)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="with --server: seconds to wait for the transcript (default 600)")  # fmt: skip
     p.add_argument("--output", "-o", metavar="FILE", help="write the transcript here instead of standard output")
     return p
 
@@ -49,7 +51,7 @@ def _remote(args: argparse.Namespace) -> tuple[str | None, int]:
     if not os.path.isfile(args.audio):
         return None, _fail(f"no such file: {args.audio}")
     try:
-        client = BatchClient(args.server, token=args.token)
+        client = BatchClient(args.server, token=args.token, timeout=args.timeout)
         return client.transcribe_raw(args.audio, args.format, max_speakers=args.max_speakers), 0
     except ApiRequestError as e:
         return None, _fail(f"{args.audio}: server answered {e.status} {e.code}: {e.message}")
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_speakers is not None and not 1 <= args.max_speakers <= 64:
         return _fail("--max-speakers must be from 1 to 64", 2)
+    if not args.timeout > 0:
+        return _fail("--timeout must be a positive number of seconds", 2)
     if args.server and args.model:
         return _fail("--model and --server exclude each other (the server has its own model)", 2)
     text, status = _remote(args) if args.server else _local(args)

@@ -19,6 +19,7 @@ import soundfile as sf
 import soxr
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from service.deps import ApiError, ReadyState, State, require_key
@@ -54,6 +55,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "Body larger than max_upload_bytes or audio longer than max_upload_seconds"),
         (415, "Not an audio format libsndfile reads (WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...)"),
         (422, "Invalid query parameter"),
+        (500, "A fault of the server (not of the request)"),
         (503, "Every stream slot is busy, or the model is not loaded"),
     ]
 }
@@ -142,14 +144,37 @@ async def transcribe(
         audio = await asyncio.to_thread(open_audio, body)
         try:
             labeller = make_labeller(state.speaker_embedder, max_speakers)
-            transcript = await transcribe_file(state.scheduler, audio, settings.max_upload_seconds,
-                                                settings.upload_block_seconds, settings.max_turn_seconds,
-                                                state.model_name, labeller)  # fmt: skip
+            transcript = await _while_connected(request, transcribe_file(
+                state.scheduler, audio, settings.max_upload_seconds, settings.upload_block_seconds,
+                settings.max_turn_seconds, state.model_name, labeller))  # fmt: skip
         finally:
             audio.close()
     finally:
         body.close()
     return Response(render(transcript, format, name), media_type=MEDIA_TYPES[format])
+
+
+async def _while_connected(request: Request, work: Awaitable[Transcript]) -> Transcript:
+    """Run ``work`` (the body has been read); a client that disconnects first cancels it, so that its stream
+    slot and CPU go back to the others at once instead of after the whole file is decoded."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        log.info("client went away during a transcription: cancelled")
+        raise ApiError(499, "client_closed_request", "the client disconnected before the transcript was ready")
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body is consumed, so the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.05)  # never a busy loop, whatever the server sends
 
 
 class _TooLarge(Exception):
@@ -177,6 +202,8 @@ async def _receive_upload(request: Request, limit: int) -> tuple[IO[bytes], str]
         return spool, "audio"  # type: ignore[return-value]
     except _TooLarge:
         raise ApiError(413, "too_large", f"body exceeds {limit} bytes") from None
+    except ClientDisconnect:
+        raise ApiError(499, "client_closed_request", "the client disconnected during the upload") from None
 
 
 async def _receive_multipart(request: Request, limit: int) -> tuple[IO[bytes], str]:
@@ -290,6 +317,8 @@ async def _collect(get: Callable[[], Awaitable[Any]], assembler: TurnAssembler, 
     while True:
         out = await get()
         if out.error is not None:
+            if out.internal:
+                raise ApiError(500, "internal_error", out.error)
             raise ApiError(400, "bad_audio", out.error)
         finals.extend(assembler.push(out.events))
         if out.finalize or out.done:

@@ -51,7 +51,8 @@ class DecodeOutput:
     events: list[TokenEventLike] = field(default_factory=list)  # token events of this pass
     finalize: bool = False  # the client's finalize point was reached after these events
     done: bool = False  # input finished and everything decoded: the last output of the session
-    error: str | None = None  # the session failed (bad audio); no more outputs follow
+    error: str | None = None  # the session failed; no more outputs follow
+    internal: bool = False  # the failure is the server's (a decoding bug), not the client's audio
 
 
 @dataclass
@@ -89,8 +90,8 @@ class StreamSession:
         """Queue mono float32 samples at ``sample_rate`` (the scheduler decodes them when it can)."""
         if self._finish_requested or self.closed:
             raise RuntimeError("audio pushed after finish")
-        if samples.size == 0:
-            return
+        if samples.size == 0 or self._done:  # done: the session failed; its error is in outputs, and the
+            return  # scheduler takes no more audio, so queueing it would only block the producer for good
         self._audio.append(samples)
         self._queued += samples.size
         self.received_samples += samples.size
@@ -247,7 +248,7 @@ class Scheduler:
                     results = await loop.run_in_executor(self._executor, self._step, jobs)
                 except Exception:  # a bug in decoding: fail this batch, keep serving
                     log.exception("decode pass failed")
-                    results = [DecodeOutput(error="internal error while decoding") for _ in jobs]
+                    results = [DecodeOutput(error="internal error while decoding", internal=True) for _ in jobs]
                 busy = time.perf_counter() - started
                 fed = sum(p.size / j.session.sample_rate for j in jobs for p in j.pieces)
                 self.metrics.observe_pass(busy, fed, len(jobs))

@@ -60,6 +60,7 @@ INTERNAL = 1011
 TRY_AGAIN_LATER = 1013  # at capacity
 
 BYTES_PER_SAMPLE = {"pcm_s16le": 2, "pcm_f32le": 4}
+MAX_F32_PEAK = 2.0  # pcm_f32le is nominally [-1, 1]; beyond this the client has the scale wrong
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Connection:
         self.labeller: SpeakerLabeller = ChannelLabeller()
         self.start: StartMessage | None = None
         self.turns_sent = 0
+        self.carry = b""  # bytes of a sample split across binary frames
         self.connected_at = self.last_activity = time.monotonic()
         self.paused = False  # the reader waits for the scheduler (backpressure)
         self.stopping = False  # stop received: flushing
@@ -189,13 +191,18 @@ class Connection:
                 self.fail("session_too_long", f"sessions are limited to {self.settings.max_session_seconds:.0f} s",
                           POLICY)  # fmt: skip
             elif not self.paused and not self.stopping and now - self.last_activity > self.settings.idle_timeout:
+                # the turns still open hold words already decoded: send them final before giving up
+                self._send_turns(self.assembler.finalize() if self.assembler else [])
                 self.fail("idle_timeout", f"no message for {self.settings.idle_timeout:.0f} s", POLICY)
 
     async def _pump(self, session: StreamSession, assembler: TurnAssembler, interim: bool, relabel: bool) -> None:
         while True:
             out = await session.outputs.get()
             if out.error is not None:
-                self.fail("bad_audio", out.error, INVALID_PAYLOAD)
+                if out.internal:
+                    self.fail("internal_error", out.error, INTERNAL)
+                else:
+                    self.fail("bad_audio", out.error, INVALID_PAYLOAD)
                 return
             self._send_turns(assembler.push(out.events))
             if out.finalize or out.done:
@@ -228,8 +235,8 @@ class Connection:
     def _on_text(self, text: str) -> None:
         try:
             data = json.loads(text)
-        except ValueError as e:
-            self.fail("bad_json", f"text frame is not JSON: {e}", INVALID_PAYLOAD)
+        except (ValueError, RecursionError) as e:  # RecursionError: nesting too deep
+            self.fail("bad_json", f"text frame is not JSON: {type(e).__name__}: {e}"[:200], INVALID_PAYLOAD)
             return
         kind = data.get("type") if isinstance(data, dict) else None
         if not isinstance(kind, str):
@@ -302,10 +309,12 @@ class Connection:
             self.fail("frame_too_large", f"audio frame of {len(data)} bytes exceeds {self.settings.max_frame_bytes}",
                       TOO_BIG)  # fmt: skip
             return
+        # frames may have any length (DESIGN section 5): a sample split between frames is joined here
         width = BYTES_PER_SAMPLE[self.start.encoding]
-        if len(data) % width:
-            self.fail("bad_frame_length", f"{self.start.encoding} frames must be a multiple of {width} bytes, "
-                      f"got {len(data)}", INVALID_PAYLOAD)  # fmt: skip
+        data = self.carry + data
+        whole = len(data) - len(data) % width
+        data, self.carry = data[:whole], data[whole:]
+        if not data:
             return
         if self.start.encoding == "pcm_s16le":
             samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
@@ -313,6 +322,10 @@ class Connection:
             samples = np.frombuffer(data, dtype="<f4").astype(np.float32)
             if not np.all(np.isfinite(samples)):
                 self.fail("bad_audio", "pcm_f32le samples contain NaN or infinity", INVALID_PAYLOAD)
+                return
+            if (peak := float(np.abs(samples).max())) > MAX_F32_PEAK:
+                self.fail("bad_audio", f"pcm_f32le samples must lie in [-1, 1]; got a peak of {peak:.6g} (16-bit "
+                          "integers sent as floats?)", INVALID_PAYLOAD)  # fmt: skip
                 return
         self.labeller.accept_waveform(self.start.sample_rate, samples)
         self.session.push_audio(samples)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,6 +102,14 @@ def test_transcribe_errors(random_server: Any, tmp_path: Path, capsys: pytest.Ca
     assert status == 3 and "cannot load the model" in err
     status, _, err = _run(transcribe_cli.main, [str(garbage), "--server", "http://127.0.0.1:9"], capsys)
     assert status == 3 and "cannot reach" in err
+    with socket.socket() as mute:  # a server that accepts and never answers
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        url = f"http://127.0.0.1:{mute.getsockname()[1]}"
+        status, _, err = _run(transcribe_cli.main, [str(garbage), "--server", url, "--timeout", "0.5"], capsys)
+    assert status == 3 and "no answer" in err, err
+    status, _, err = _run(transcribe_cli.main, [str(garbage), "--server", url, "--timeout", "0"], capsys)
+    assert status == 2 and "--timeout" in err
     with pytest.raises(SystemExit) as bad_format:
         transcribe_cli.main([str(garbage), "--format", "docx"])
     assert bad_format.value.code == 2
@@ -203,6 +212,15 @@ def test_stream_errors(server: Any, make_server: Any, meeting_wav: Path, tmp_pat
     assert status == 1 and "unauthorized" in err
     status, _, err = _stream([str(meeting_wav), "--url", locked.ws, "--fast", "--token", "secret"])
     assert status == 0, err
+    # a file that fails part-way: the audio before the damage is still transcribed, then exit 1 with the reason
+    samples, rate = sf.read(meeting_wav, dtype="float32")
+    flac = tmp_path / "whole.flac"
+    sf.write(flac, samples, rate, format="FLAC")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(flac.read_bytes()[: flac.stat().st_size * 6 // 10])
+    status, out, err = _stream([str(cut), "--url", server.ws, "--fast"])
+    assert status == 1 and "failed part-way" in err and "s of audio" in err, err
+    assert out.strip(), "the turns before the damage came out"
 
 
 def test_stream_help_and_defaults() -> None:

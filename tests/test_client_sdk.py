@@ -168,13 +168,56 @@ def test_auth(make_server: Any, wav_samples: np.ndarray, meeting_wav: Path) -> N
 
 def test_server_error_is_raised(server: Any) -> None:
     async def go() -> None:
-        async with StreamingClient(server.ws, sample_rate=SR, encoding="pcm_s16le") as c:
-            await c.send_audio(b"\x00\x01\x02")  # odd length: not whole s16le samples
+        async with StreamingClient(server.ws, sample_rate=SR, encoding="pcm_f32le") as c:
+            await c.send_audio(np.full(160, np.nan, "<f4").tobytes())
             await c.wait_closed(timeout=20)
 
     with pytest.raises(StreamError) as e:
         asyncio.run(go())
-    assert e.value.code == "bad_frame_length" and e.value.close_code == 1007
+    assert e.value.code == "bad_audio" and e.value.close_code == 1007
+
+
+@pytest.mark.parametrize("last", ["close 1012", "abort", "garbage"])
+def test_a_stream_cut_short_raises_instead_of_returning_part_of_a_transcript(last: str) -> None:
+    """A server that restarts (1012), a network that drops (no close frame) or a message the client cannot read,
+    before ``end``: wait_closed raises; the turns received so far stay readable."""
+    from websockets.asyncio.server import serve
+
+    turn = TurnMessage(
+        turn_id="t1", channel=0, speaker="S1", start=0.5, end=1.0, text="hello", words=[], confidence=0.9
+    )
+
+    async def handler(ws: Any) -> None:
+        await ws.recv()  # start
+        await ws.send('{"type": "ready", "session_id": "x", "model": "fake", "sample_rate": 16000}')
+        await ws.send(turn.model_dump_json())
+        if last == "close 1012":
+            await ws.close(1012, "restarting")
+        elif last == "abort":
+            ws.transport.abort()
+        else:
+            await ws.send('{"type": "surprise"}')
+            await asyncio.sleep(5)
+
+    async def go() -> tuple[StreamingClient, BaseException]:
+        async with serve(handler, "127.0.0.1", 0) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            c = StreamingClient(f"ws://127.0.0.1:{port}/v1/stream", sample_rate=SR)
+            await c.connect()
+            try:
+                await c.wait_closed(timeout=10)
+            except StreamError as e:
+                return c, e
+            finally:
+                await c.close()
+        raise AssertionError("wait_closed returned a transcript cut short")
+
+    c, e = asyncio.run(go())
+    assert isinstance(e, StreamError)
+    assert e.code == ("protocol" if last == "garbage" else "connection_closed"), e
+    if last == "close 1012":
+        assert e.close_code == 1012
+    assert [t.text for t in c.transcript().turns] == ["hello"]
 
 
 def test_batch_formats_and_errors(server: Any, meeting_wav: Path, rest_transcript: Transcript, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.lively import SR
-from tests.service_client import http, multipart, post_audio, read_until_closed
+from tests.service_client import http, metric, multipart, post_audio, read_until_closed
 
 pytest_plugins = ["tests.service_fixtures"]
 
@@ -192,3 +192,66 @@ def test_the_recognizers_lexicon_repairs_the_transcripts_words(lively: Any, meet
     assert [w["word"] for t in final_turns(messages) for w in t["words"]] == expected
     shown = {w for m in messages if m["type"] == "partial" for w in m["text"].split()}
     assert fixed in shown and target not in shown
+
+
+def test_a_decoding_fault_is_the_servers_error_not_bad_audio(
+    make_server: Any, meeting_wav: Any, lively: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in decoding answers 500 internal_error (REST) and internal_error / 1011 (WebSocket), never the
+    client's "bad audio"; the server goes on serving."""
+    srv = make_server()
+
+    def broken(streams: Any) -> None:
+        raise RuntimeError("simulated decoder fault")
+
+    monkeypatch.setattr(lively, "decode_streams", broken)
+    status, ctype, body = post_audio(srv.http, meeting_wav.read_bytes())
+    assert status == 500 and ctype.startswith("application/json") and _error(body) == "internal_error"
+
+    async def stream() -> tuple[list[dict[str, Any]], int | None]:
+        async with connect(srv.ws) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": SR}))
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(b"\x00\x00" * SR)
+            return await read_until_closed(ws, timeout=10)
+
+    messages, code = asyncio.run(stream())
+    assert messages[-1]["type"] == "error" and messages[-1]["code"] == "internal_error" and code == 1011
+    monkeypatch.undo()
+    assert post_audio(srv.http, meeting_wav.read_bytes())[0] == 200
+
+
+def test_a_client_that_leaves_cancels_its_transcription(
+    make_server: Any, meeting_wav: Any, lively: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload whose client disconnects stops decoding at once and frees its stream slot (not after the whole
+    file); counted in decode passes, not seconds, so a slow machine does not change the verdict."""
+    import socket
+    import time
+
+    srv = make_server()
+    passes = [0]
+    decode = lively.decode_streams
+
+    def slow(streams: Any) -> Any:  # 12 s of audio = about 38 passes of 0.32 s, each now 0.1 s or more
+        passes[0] += 1
+        time.sleep(0.1)
+        return decode(streams)
+
+    monkeypatch.setattr(lively, "decode_streams", slow)
+    body, headers = multipart(meeting_wav.read_bytes())
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        s.sendall(f"POST /v1/transcriptions HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+                  + body)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while passes[0] < 3 and time.monotonic() < deadline:  # decoding has started
+            time.sleep(0.02)
+        assert passes[0] >= 3
+    at_close = passes[0]
+    active = 'sts_active_streams{transport="rest"}'
+    deadline = time.monotonic() + 20
+    while metric(srv.http, active) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(srv.http, active) == 0
+    assert passes[0] - at_close <= 5, (at_close, passes[0])  # the whole file would take about 38

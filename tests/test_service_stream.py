@@ -118,6 +118,54 @@ def test_keepalive_then_idle_timeout(make_server: Any) -> None:
     assert messages[-1]["code"] == "idle_timeout" and code == 1008
 
 
+def test_idle_timeout_sends_the_open_turn_final_before_the_error(make_server: Any, meeting_audio: Any) -> None:
+    srv = make_server(idle_timeout=1.5)
+    samples, bursts = meeting_audio
+    a, b = bursts[1]
+    cut = int((a + b) / 2 * SR)  # the audio stops in the middle of the second burst: its turn is open
+
+    async def run() -> tuple[list[dict[str, Any]], int | None]:
+        async with connect(srv.ws) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": SR}))
+            await ws.send(to_bytes(samples[:cut]))
+            return await read_until_closed(ws, timeout=10)  # then silence: no stop, no keepalive
+
+    messages, code = asyncio.run(run())
+    assert messages[-1]["type"] == "error" and messages[-1]["code"] == "idle_timeout" and code == 1008
+    second = [t for t in final_turns(messages) if abs(t["start"] - a) < 0.3]
+    assert second and all(t["end"] <= cut / SR + 0.05 for t in second)
+
+
+def test_frames_of_any_length_give_the_same_turns(server: Any, meeting_audio: Any) -> None:
+    """DESIGN section 5: binary frames of any length; a sample split between two frames is joined."""
+    samples, _ = meeting_audio
+    reference, _ = asyncio.run(stream_audio(server.ws, samples, speed=40))
+
+    async def run(encoding: str) -> tuple[list[dict[str, Any]], int | None]:
+        data = to_bytes(samples, encoding)
+        sizes = np.random.RandomState(1).randint(1, 1500, size=len(data) // 700)
+        async with connect(server.ws) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": SR, "encoding": encoding}))
+            reader = asyncio.create_task(read_until_closed(ws, timeout=60))
+            pos = 0
+            for n in sizes:  # odd lengths included: most frames end inside a sample
+                if pos >= len(data):
+                    break
+                await ws.send(data[pos : pos + int(n)])
+                pos += int(n)
+                await asyncio.sleep(0.001)
+            if pos < len(data):
+                await ws.send(data[pos:])
+            await ws.send(json.dumps({"type": "stop"}))
+            return await reader
+
+    for encoding in ("pcm_s16le", "pcm_f32le"):
+        messages, code = asyncio.run(run(encoding))
+        assert code == 1000 and messages[-1]["type"] == "end", encoding
+        assert messages[-1]["duration"] == pytest.approx(12.0, abs=0.01)
+        assert final_turns(messages) == final_turns(reference), encoding
+
+
 def test_max_session_length_sends_open_turns_then_error(make_server: Any, meeting_audio: Any) -> None:
     srv = make_server(max_session_seconds=1.5)
     samples, _ = meeting_audio
