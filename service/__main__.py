@@ -6,6 +6,7 @@ import argparse
 import logging
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.app import create_app
 from service.config import RANDOM_TINY, Settings
@@ -19,7 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-streams", type=int, help="concurrent streams (STS_MAX_STREAMS)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:  # a flag or an STS_* variable out of range: a usage error, not a traceback
+        parser.error("; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),

@@ -255,3 +255,20 @@ def test_a_client_that_leaves_cancels_its_transcription(
         time.sleep(0.05)
     assert metric(srv.http, active) == 0
     assert passes[0] - at_close <= 5, (at_close, passes[0])  # the whole file would take about 38
+
+
+def test_server_command_rejects_bad_settings_as_usage_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.__main__ import main
+
+    for argv, env, word in (
+        (["--max-streams", "0"], {}, "max_streams"),
+        ([], {"STS_IDLE_TIMEOUT": "-1"}, "idle_timeout"),
+    ):
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        assert word in capsys.readouterr().err
