@@ -1,11 +1,11 @@
 #!/bin/bash
-# Equal-budget comparison runs behind the README's comparison tables (one CPU core each; about 30-60 min a run).
+# Equal-budget comparison runs behind the comparison tables of docs/model-history.md (one CPU core each; about 30-60 min a run).
 #
 # Stage 1 (from scratch): the recipe of the bundled model's first stage (exp/sts5), stopped at step 1650 like it,
 # once without the natural voices (Kokoro, Pico) and once as a one-channel baseline (no separator).
 # Stage 2: the one-channel baseline continued with exactly the settings of the bundled model's second stage
 # (exp/sts6), so that base1ch2/step-N and sts6/step-N have seen the same sessions for the same number of steps.
-# Then: sts-eval and model.devloss on the checkpoints (commands in README "Results").
+# Then: sts-eval and model.devloss on the checkpoints (commands in README "Data, training, evaluation").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1
@@ -35,7 +35,7 @@ PY
 
 # Separator ablation from the trained model (session 7): the bundled model without its separator vs the bundled
 # model itself, each trained 2,500 steps more on the same data stream (one core each; compare step-2500). The
-# README numbers started from the stage-6 bundle (git show 317e2ae:model/pretrained/...); "bundled" is the current.
+# numbers in docs/model-history.md started from the stage-6 bundle (git show 317e2ae:model/pretrained/...); "bundled" is the current.
 .venv/bin/python -m model.baseline bundled exp/base12_init
 ABLATE="--workers 1 --threads 1 --lr 1e-3 --warmup 150 --steps 4000 --stop-at 2500 --seed 7 --save-every 250
   --keep-snapshots 40 --eval-every 500 --data-clean-until 0 --data-single-until 0 --data-min-seconds 3
