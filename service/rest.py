@@ -161,6 +161,9 @@ async def _while_connected(request: Request, work: Awaitable[Transcript]) -> Tra
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler is cancelled (shutdown): the decode must not outlive it
+        task.cancel()
+        raise
     finally:
         gone.cancel()
     if not task.done():
