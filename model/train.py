@@ -147,6 +147,9 @@ def _worker(
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=cfg.workers)
     try:
         _train(cfg, data_cfg, loss_cfg, model_cfg, source, rank)
+        # every rank done before any tears its connections down: a rank whose peer closed the group under it
+        # could abort ("terminate called without an active exception", seen once in a test run)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
