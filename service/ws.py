@@ -187,13 +187,15 @@ class Connection:
             await asyncio.sleep(period)
             now = time.monotonic()
             if now - self.connected_at > self.settings.max_session_seconds:
-                self._send_turns(self.assembler.finalize() if self.assembler else [])
-                self.fail("session_too_long", f"sessions are limited to {self.settings.max_session_seconds:.0f} s",
-                          POLICY)  # fmt: skip
+                self._give_up("session_too_long", f"sessions are limited to {self.settings.max_session_seconds:.0f} s")
             elif not self.paused and not self.stopping and now - self.last_activity > self.settings.idle_timeout:
-                # the turns still open hold words already decoded: send them final before giving up
-                self._send_turns(self.assembler.finalize() if self.assembler else [])
-                self.fail("idle_timeout", f"no message for {self.settings.idle_timeout:.0f} s", POLICY)
+                self._give_up("idle_timeout", f"no message for {self.settings.idle_timeout:.0f} s")
+
+    def _give_up(self, code: str, message: str) -> None:
+        """End a stream the client let run too long: the turns still open hold words already decoded, so they
+        are sent final first, then the error."""
+        self._send_turns(self.assembler.finalize() if self.assembler else [])
+        self.fail(code, message, POLICY)
 
     async def _pump(self, session: StreamSession, assembler: TurnAssembler, interim: bool, relabel: bool) -> None:
         while True:

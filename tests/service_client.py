@@ -105,6 +105,18 @@ def post_audio(base: str, data: bytes, query: str = "", as_form: bool = True,
     return http("POST", f"{base}/v1/transcriptions{query}", body, {**h, **(headers or {})})
 
 
+def wait_until_no_streams(base: str, transport: str = "ws", seconds: float = 20.0) -> None:
+    """Wait (at most ``seconds``: a loaded machine tears sessions down slowly) until the server at ``base`` holds
+    no stream of ``transport`` ("ws" or "rest"), and check that it got there."""
+    import time
+
+    active = f'sts_active_streams{{transport="{transport}"}}'
+    deadline = time.monotonic() + seconds
+    while metric(base, active) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(base, active) == 0
+
+
 def metric(base: str, name: str, headers: dict[str, str] | None = None) -> float:
     """The value of one sample line of /metrics (0 when absent)."""
     _, _, body = http("GET", f"{base}/metrics", headers=headers)

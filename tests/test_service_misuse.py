@@ -14,7 +14,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.lively import SR
-from tests.service_client import RawWebSocket, final_turns, metric, read_until_closed, stream_audio, to_bytes
+from tests.service_client import (
+    RawWebSocket,
+    final_turns,
+    metric,
+    read_until_closed,
+    stream_audio,
+    to_bytes,
+    wait_until_no_streams,
+)
 
 pytest_plugins = ["tests.service_fixtures"]
 
@@ -68,16 +76,6 @@ def test_every_misuse_gets_its_error_while_another_stream_carries_on(server: Any
     assert final_turns(messages) == final_turns(reference)
 
 
-def _wait_until_no_streams(srv: Any, seconds: float = 20.0) -> None:
-    """Wait (at most ``seconds``: a loaded machine tears sessions down slowly) until the server holds no
-    WebSocket stream, and check that it got there."""
-    active = 'sts_active_streams{transport="ws"}'
-    deadline = time.monotonic() + seconds
-    while metric(srv.http, active) > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert metric(srv.http, active) == 0
-
-
 def test_vanishing_client_frees_its_stream(server: Any, meeting_audio: Any) -> None:
     samples, _ = meeting_audio
     active = 'sts_active_streams{transport="ws"}'
@@ -92,7 +90,7 @@ def test_vanishing_client_frees_its_stream(server: Any, meeting_audio: Any) -> N
             ws.transport.abort()  # no close frame: the client just disappears
 
     asyncio.run(vanish())
-    _wait_until_no_streams(server)
+    wait_until_no_streams(server.http)
     messages, code = asyncio.run(stream_audio(server.ws, samples[: 4 * SR], speed=40))
     assert code == 1000 and messages[-1]["type"] == "end"
 
@@ -125,7 +123,7 @@ def test_client_that_never_reads_is_dropped_not_the_server(make_server: Any, mee
     (messages, code), dropped = asyncio.run(run())
     assert dropped, "the server should give up on a client that never reads"
     assert code == 1000 and final_turns(messages)
-    _wait_until_no_streams(srv)
+    wait_until_no_streams(srv.http)
 
 
 def test_capacity_refuses_websocket_1013_and_rest_503(make_server: Any, meeting_wav: Any) -> None:
@@ -145,6 +143,6 @@ def test_capacity_refuses_websocket_1013_and_rest_503(make_server: Any, meeting_
     (got, close), (status, _, body) = asyncio.run(run())
     assert got[-1]["type"] == "error" and got[-1]["code"] == "capacity" and close == 1013
     assert status == 503 and json.loads(body)["error"]["code"] == "capacity"
-    _wait_until_no_streams(srv)  # the clients have closed; the server frees their slots as it sees them go
+    wait_until_no_streams(srv.http)  # the clients have closed; the server frees their slots as it sees them go
     messages, code = asyncio.run(stream_audio(srv.ws, np.zeros(SR, np.float32), speed=40))  # slots freed
     assert code == 1000 and messages[-1]["type"] == "end"

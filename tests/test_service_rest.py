@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.lively import SR
-from tests.service_client import http, metric, multipart, post_audio, read_until_closed
+from tests.service_client import http, multipart, post_audio, read_until_closed, wait_until_no_streams
 
 pytest_plugins = ["tests.service_fixtures"]
 
@@ -249,11 +249,7 @@ def test_a_client_that_leaves_cancels_its_transcription(
             time.sleep(0.02)
         assert passes[0] >= 3
     at_close = passes[0]
-    active = 'sts_active_streams{transport="rest"}'
-    deadline = time.monotonic() + 20
-    while metric(srv.http, active) > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert metric(srv.http, active) == 0
+    wait_until_no_streams(srv.http, "rest")
     assert passes[0] - at_close <= 5, (at_close, passes[0])  # the whole file would take about 38
 
 
