@@ -24,11 +24,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import json
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -364,9 +366,11 @@ def evaluate(
     voice_labels: bool = True,
     speaker_model: str | None = None,
     count_hint: bool = False,
+    transcripts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
-    ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`."""
+    ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
+    ``transcripts``: if given, one :func:`transcript_row` per session is appended to it."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
@@ -376,6 +380,8 @@ def evaluate(
         sessions = load_set(spec, limit)
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
         entry = score(sessions, decoded)
+        if transcripts is not None:
+            transcripts += [transcript_row(spec, s, d) for s, d in zip(sessions, decoded, strict=True)]
         by_family: dict[str, list[int]] = defaultdict(list)
         by_overlap: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(sessions):
@@ -389,6 +395,17 @@ def evaluate(
         report["sets"][spec] = entry
         print(f"{spec}: {summary_line(entry)}", file=sys.stderr)
     return report
+
+
+def transcript_row(spec: str, s: RefSession, d: Decoded) -> dict[str, Any]:
+    """One session's reference and hypothesis turns side by side (``sts-eval --out``'s ``OUT.transcripts.jsonl``,
+    for reading the errors): speaker, start, end (seconds), text; the hypothesis turns also their channel and
+    their label as first given live."""
+    live = {t.turn_id: t.speaker for t in d.live_turns}
+    hyp = [{"speaker": t.speaker, "live_speaker": live.get(t.turn_id, t.speaker), "channel": t.channel,
+            "start": t.start, "end": t.end, "text": t.text} for t in d.turns]  # fmt: skip
+    ref = [{k: t[k] for k in ("speaker", "start", "end", "text")} for t in s.turns]
+    return {"set": spec, "session_id": s.session_id, "family": s.family, "reference": ref, "hypothesis": hyp}
 
 
 def search_note(rec: Recognizer) -> str:
@@ -548,7 +565,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sets", nargs="+", help="session-set folders, DIR or DIR:SUBSET")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
-    p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    p.add_argument("--out", default=None,
+                   help="write OUT.json and OUT.md (and, without a sweep, each session's reference and hypothesis "
+                   "turns to OUT.transcripts.jsonl)")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="at most this many sessions per set")
     p.add_argument("--batch", type=int, default=16, help="sessions decoded together")
     p.add_argument("--threads", type=int, default=1)
@@ -591,10 +610,13 @@ def main(argv: list[str] | None = None) -> None:
         grid = parse_sweep(a.sweep_labels, TUNABLE)
         publish(*sweep_labels(rec, a.sets, grid, a.limit, a.batch, a.speaker_model), a.out)
         return
+    transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
-                      count_hint=a.count_hint)  # fmt: skip
+                      count_hint=a.count_hint, transcripts=transcripts)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
+    if a.out:
+        Path(a.out + ".transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in transcripts))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from clients.evaluate import (
     _word_ends,
     _word_latencies,
     edit_distance,
+    load_set,
     main,
     overlap_bin,
     sweep_score,
@@ -56,6 +57,12 @@ def test_sts_eval_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path:
     assert 0 <= spk["count_accuracy"] <= 1 and spk["der"] > 0  # a random model does not diarize perfectly
     md = (tmp_path / "report.md").read_text()
     assert "| word latency med / p90 (s) |" in md and "| spk count acc. | DER |" in md
+    rows = [json.loads(line) for line in (tmp_path / "report.transcripts.jsonl").read_text().splitlines()]
+    assert [r["session_id"] for r in rows] == [s.session_id for s in load_set(spec)]
+    assert sum(len(r["reference"]) for r in rows) == entry["turns"]["reference"]
+    assert sum(len(r["hypothesis"]) for r in rows) == entry["turns"]["found"]
+    hyp = next(h for r in rows for h in r["hypothesis"])
+    assert set(hyp) == {"speaker", "live_speaker", "channel", "start", "end", "text"} and hyp["end"] >= hyp["start"]
 
 
 def _turn(turn_id: str, speaker: str, start: float, end: float, text: str = "x") -> Turn:
