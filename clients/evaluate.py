@@ -367,17 +367,23 @@ def evaluate(
     speaker_model: str | None = None,
     count_hint: bool = False,
     transcripts: list[dict[str, Any]] | None = None,
+    gain: float = 1.0,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
-    ``transcripts``: if given, one :func:`transcript_row` per session is appended to it."""
+    ``transcripts``: if given, one :func:`transcript_row` per session is appended to it. ``gain``: every session's
+    audio is scaled by it first (clipped to [-1, 1]), to measure how the recording level matters."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
     report: dict[str, Any] = {"model": rec.model_name, "labels": labels,
                               "search": search_note(rec), "sets": {}}  # fmt: skip
+    if gain != 1.0:
+        report["gain"] = gain
     for spec in specs:
         sessions = load_set(spec, limit)
+        for s in sessions:
+            s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0) if gain != 1.0 else s.audio
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
         entry = score(sessions, decoded)
         if transcripts is not None:
@@ -455,6 +461,7 @@ def markdown(report: dict[str, Any]) -> str:
 
     rows += group_rows(report["sets"], row)
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}{report.get('search', '')}"
+    head += f", audio scaled by {report['gain']:g}" if "gain" in report else ""
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -571,6 +578,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=None, help="at most this many sessions per set")
     p.add_argument("--batch", type=int, default=16, help="sessions decoded together")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--gain", type=float, default=1.0,
+                   help="scale the audio by this factor first (e.g. 0.03: a recording 30 dB quieter)")  # fmt: skip
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument(
@@ -592,6 +601,8 @@ def main(argv: list[str] | None = None) -> None:
                    "for a grid) and report the best (cells: cpWER / cpWER - ORC-WER / speaker count accuracy; score: "
                    "mean cpWER of the sets)")  # fmt: skip
     a = p.parse_args(argv)
+    if not a.gain > 0:
+        p.error(f"--gain must be positive, got {a.gain}")
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -612,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
-                      count_hint=a.count_hint, transcripts=transcripts)  # fmt: skip
+                      count_hint=a.count_hint, transcripts=transcripts, gain=a.gain)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

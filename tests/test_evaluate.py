@@ -184,3 +184,23 @@ def test_lexicon_option_names_the_repair_in_the_report(
     assert "lexicon repair (8 words)" in (tmp_path / "with.md").read_text().splitlines()[0]
     assert "lexicon" not in (tmp_path / "without.md").read_text().splitlines()[0]
     assert "lexicon repair" in json.loads((tmp_path / "with.json").read_text())["search"]
+
+
+@pytest.mark.slow
+def test_gain_scales_the_audio_the_recognizer_hears(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clients import evaluate
+
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 1)
+    (session,) = evaluate.load_set(spec)
+    heard = []
+    recognize = evaluate.recognize_sessions
+    monkeypatch.setattr(evaluate, "recognize_sessions", lambda r, sessions, *a: heard.append(sessions[0].audio)
+                        or recognize(r, sessions, *a))  # fmt: skip
+    main([spec, "--model", model, "--gain", "0.1", "--out", str(tmp_path / "quiet")])
+    np.testing.assert_allclose(heard[0], 0.1 * session.audio, rtol=1e-6)
+    assert "audio scaled by 0.1" in (tmp_path / "quiet.md").read_text().splitlines()[0]
+    assert json.loads((tmp_path / "quiet.json").read_text())["gain"] == 0.1
+    with pytest.raises(SystemExit):
+        main([spec, "--model", model, "--gain", "0"])

@@ -141,16 +141,32 @@ def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
 
 
 def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
-    """--data-speed-prob / --data-eq-prob reach the training simulators; dev batches stay as they were."""
+    """--data-speed-prob / --data-eq-prob / --data-quiet-prob reach the training simulators; dev batches stay as
+    they were."""
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
-    perturbed = SessionSource(dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0))
+    perturbed = SessionSource(dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0))
     train = perturbed.train_batch(0, range(4))
     assert all(s.meta.get("speeds") for s in train)
+    assert all(0.01 <= np.abs(s.audio).max() <= 0.3 + 1e-6 for s in train)  # quiet sessions
     assert all(not s.meta.get("speeds") for s in plain.train_batch(0, range(4)))
     for a, b in zip(plain.dev_batches(4)[0], perturbed.dev_batches(4)[0], strict=True):
         assert a.turns == b.turns and "speeds" not in b.meta
         np.testing.assert_array_equal(a.audio, b.audio)
+
+
+def test_quiet_sessions_span_the_quiet_range_and_leave_the_rest_alone(bank: Bank) -> None:
+    """quiet_prob draws the peak log-uniformly in quiet_peak; at 0 the sessions are exactly those drawn before
+    the option existed (the stored dev sets regenerate unchanged)."""
+    quiet = MeetingSimulator(dataclasses.replace(MEETING, quiet_prob=1.0, max_duration=16), bank)
+    peaks = [float(np.abs(quiet.sample(np.random.default_rng(i)).audio).max()) for i in range(12)]
+    assert min(peaks) >= 0.01 and max(peaks) <= 0.3 + 1e-6
+    assert min(peaks) < 0.055 < max(peaks)  # the log-uniform draw's median; 12 draws fall on both sides
+    rng = np.random.default_rng(3)
+    default = MeetingSimulator(dataclasses.replace(MEETING, max_duration=16), bank).sample(np.random.default_rng(3))
+    assert 0.3 - 1e-6 <= np.abs(default.audio).max() <= 0.95 + 1e-6
+    again = MeetingSimulator(dataclasses.replace(MEETING, max_duration=16, quiet_peak=(0.02, 0.1)), bank).sample(rng)
+    np.testing.assert_array_equal(default.audio, again.audio)
 
 
 def test_backchannels_are_short_turns_inside_others(bank: Bank) -> None:

@@ -57,6 +57,8 @@ class SimulatorConfig:
     reverb_prob: float = 0.3  # chance of reverberation (one room, a response per speaker)
     rt60: tuple[float, float] = (0.15, 0.6)  # seconds, reverberation time range
     peak_level: tuple[float, float] = (0.3, 0.95)  # range of the mixture's peak magnitude
+    quiet_prob: float = 0.0  # chance that the peak is drawn from quiet_peak instead (a quiet recording)
+    quiet_peak: tuple[float, float] = (0.01, 0.3)  # peak range of such a session, drawn log-uniformly
     max_tries: int = 6  # layouts drawn to land the overlap share in range before taking the closest
     speed_prob: float = 0.0  # chance that a speaker's voice is played back faster or slower (pitch and tempo)
     speed_range: tuple[float, float] = (0.9, 1.1)  # the speed factor of such a speaker, drawn in this range
@@ -71,6 +73,7 @@ class SimulatorConfig:
         assert all(t in NOISE_TYPES for t in self.noise_types), self.noise_types
         assert self.snr_db[0] <= self.snr_db[1] and self.rt60[0] <= self.rt60[1], (self.snr_db, self.rt60)
         assert 0 < self.peak_level[0] <= self.peak_level[1] <= 1, self.peak_level
+        assert 0 < self.quiet_peak[0] <= self.quiet_peak[1] <= 1 and 0 <= self.quiet_prob <= 1, self.quiet_peak
         assert 0 < self.speed_range[0] <= self.speed_range[1], self.speed_range
         assert 0 <= self.speed_prob <= 1 and 0 <= self.eq_prob <= 1, (self.speed_prob, self.eq_prob)
 
@@ -307,7 +310,7 @@ class MeetingSimulator:
             noise *= np.float32(math.sqrt(speech_power / noise_power * 10 ** (-snr / 10)))
             meta["noise"], meta["snr_db"] = kind, round(snr, 2)
         mix = mix + noise
-        scale = float(rng.uniform(*cfg.peak_level)) / max(float(np.max(np.abs(mix))), 1e-6)
+        scale = _peak(rng, cfg) / max(float(np.max(np.abs(mix))), 1e-6)
         mix *= np.float32(scale)
         tracks *= np.float32(scale)
         speech, overlap, _ = activity_stats([(t.start, t.end) for t in turns])
@@ -399,3 +402,13 @@ def _speech_power(mix: np.ndarray, turns: list[Turn]) -> float:
         mask[int(t.start * SAMPLE_RATE) : int(t.end * SAMPLE_RATE)] = True
     sel = mix[mask] if mask.any() else mix
     return float(np.mean(sel.astype(np.float64) ** 2)) + 1e-12
+
+
+def _peak(rng: np.random.Generator, cfg: SimulatorConfig) -> float:
+    """The mixture's peak magnitude: uniform in ``peak_level``, or with ``quiet_prob`` log-uniform in
+    ``quiet_peak`` (down to -40 dB: real recordings come at any level; the log-mel shifts with it). Without
+    ``quiet_prob`` it draws exactly what it always drew, so stored dev sets regenerate unchanged."""
+    if cfg.quiet_prob > 0 and rng.random() < cfg.quiet_prob:
+        lo, hi = cfg.quiet_peak
+        return float(lo * (hi / lo) ** rng.random())
+    return float(rng.uniform(*cfg.peak_level))
