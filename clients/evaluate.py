@@ -603,6 +603,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if not a.gain > 0:
         p.error(f"--gain must be positive, got {a.gain}")
+    if a.gain != 1.0 and (a.sweep or a.sweep_labels):
+        p.error("--gain applies to an evaluation, not to a sweep")
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))

@@ -202,5 +202,6 @@ def test_gain_scales_the_audio_the_recognizer_hears(
     np.testing.assert_allclose(heard[0], 0.1 * session.audio, rtol=1e-6)
     assert "audio scaled by 0.1" in (tmp_path / "quiet.md").read_text().splitlines()[0]
     assert json.loads((tmp_path / "quiet.json").read_text())["gain"] == 0.1
-    with pytest.raises(SystemExit):
-        main([spec, "--model", model, "--gain", "0"])
+    for bad in (["--gain", "0"], ["--gain", "0.5", "--sweep", "turn_bonus=0,1"]):
+        with pytest.raises(SystemExit):
+            main([spec, "--model", model, *bad])
