@@ -382,8 +382,9 @@ def evaluate(
         report["gain"] = gain
     for spec in specs:
         sessions = load_set(spec, limit)
-        for s in sessions:
-            s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0) if gain != 1.0 else s.audio
+        if gain != 1.0:
+            for s in sessions:
+                s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
         entry = score(sessions, decoded)
         if transcripts is not None:
