@@ -30,6 +30,7 @@ class DataConfig:
     speed_prob: float = 0.0  # probability that a speaker is played back 0.9-1.1 times as fast (new voices)
     eq_prob: float = 0.0  # probability that a speaker's track passes a random equaliser (microphone, line)
     quiet_prob: float = 0.0  # probability of a quiet session (peak 0.01-0.3, log-uniform; else 0.3-0.95)
+    codec_prob: float = 0.0  # probability that a session passes a lossy codec (Ogg Vorbis, about 35-60 kbps)
     dev_sessions: int = 16  # sessions in the fixed dev batches
 
 
@@ -62,6 +63,7 @@ class SessionSource:
                 speed_prob=cfg.speed_prob if split == "train" else 0.0,  # dev batches stay comparable across runs
                 eq_prob=cfg.eq_prob if split == "train" and not clean else 0.0,
                 quiet_prob=cfg.quiet_prob if split == "train" else 0.0,
+                codec_prob=cfg.codec_prob if split == "train" else 0.0,
             )  # fmt: skip
             return MeetingSimulator(sc, self.bank)
 

@@ -141,17 +141,19 @@ def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
 
 
 def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
-    """--data-speed-prob / --data-eq-prob / --data-quiet-prob reach the training simulators; dev batches stay as
-    they were."""
+    """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob reach the training simulators;
+    dev batches stay as they were."""
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
-    perturbed = SessionSource(dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0))
+    perturbed = SessionSource(
+        dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0)
+    )
     train = perturbed.train_batch(0, range(4))
-    assert all(s.meta.get("speeds") for s in train)
+    assert all(s.meta.get("speeds") and s.meta.get("codec", "").startswith("vorbis") for s in train)
     assert all(0.01 <= np.abs(s.audio).max() <= 0.3 + 1e-6 for s in train)  # quiet sessions
     assert all(not s.meta.get("speeds") for s in plain.train_batch(0, range(4)))
     for a, b in zip(plain.dev_batches(4)[0], perturbed.dev_batches(4)[0], strict=True):
-        assert a.turns == b.turns and "speeds" not in b.meta
+        assert a.turns == b.turns and "speeds" not in b.meta and "codec" not in b.meta
         np.testing.assert_array_equal(a.audio, b.audio)
 
 
@@ -167,6 +169,30 @@ def test_quiet_sessions_span_the_quiet_range_and_leave_the_rest_alone(bank: Bank
     assert 0.3 - 1e-6 <= np.abs(default.audio).max() <= 0.95 + 1e-6
     again = MeetingSimulator(dataclasses.replace(MEETING, max_duration=16, quiet_peak=(0.02, 0.1)), bank).sample(rng)
     np.testing.assert_array_equal(default.audio, again.audio)
+
+
+def test_codec_degrades_the_recording_only(bank: Bank) -> None:
+    """codec_prob passes the finished mixture through Ogg Vorbis: same layout, length and timing (no codec
+    delay), audible but bounded coding error, more of it at a higher compression level; deterministic; at 0
+    nothing is drawn, so the sessions are exactly those drawn before the option existed."""
+    plain = MeetingSimulator(dataclasses.replace(MEETING, max_duration=16), bank)
+    for seed in range(3):
+        a = plain.sample(np.random.default_rng(seed))
+        errors = []
+        for level in (0.0, 1.0):
+            cfg = dataclasses.replace(plain.config, codec_prob=1.0, codec_level=(level, level))
+            coded = MeetingSimulator(cfg, bank)
+            b = coded.sample(np.random.default_rng(seed))
+            assert b.turns == a.turns and len(b.audio) == len(a.audio) and b.audio.dtype == np.float32
+            assert b.meta["codec"] == f"vorbis {level:.2f}"
+            np.testing.assert_array_equal(b.audio, coded.sample(np.random.default_rng(seed)).audio)
+            lags = range(-40, 41)  # samples; the coded audio lines up with the mixture at lag 0
+            corr = [float(np.dot(a.audio[1000 + k : len(a.audio) - 1000 + k], b.audio[1000:-1000])) for k in lags]
+            assert lags[int(np.argmax(corr))] == 0
+            errors.append(10 * np.log10(np.mean((b.audio - a.audio) ** 2) / np.mean(a.audio**2)))
+        assert -45 < errors[0] < errors[1] < -10, errors  # dB of coding error relative to the recording
+    again = MeetingSimulator(dataclasses.replace(plain.config, codec_level=(0.9, 0.9)), bank)
+    np.testing.assert_array_equal(plain.sample(5).audio, again.sample(5).audio)
 
 
 def test_backchannels_are_short_turns_inside_others(bank: Bank) -> None:

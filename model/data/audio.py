@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,19 @@ def write_flac(path: str | Path, audio: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".part")
     sf.write(str(tmp), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     tmp.replace(path)
+
+
+def vorbis_roundtrip(audio: np.ndarray, compression: float) -> np.ndarray:
+    """``audio`` (num_samples,) float32 at SAMPLE_RATE encoded as Ogg Vorbis and decoded again, in memory: the
+    artefacts of a lossy recording, same length, no delay. ``compression`` in [0, 1] is libsndfile's level
+    (16 kHz mono: about 80 kbps at 0, 35 kbps at 1). The decoded audio is deterministic; about 3 ms of CPU per
+    second of audio."""
+    assert 0.0 <= compression <= 1.0, compression
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", SAMPLE_RATE, 1, format="OGG", subtype="VORBIS", compression_level=compression) as f:
+        f.write(np.clip(audio, -1.0, 1.0).astype(np.float32))
+    buf.seek(0)
+    return sf.read(buf, dtype="float32", always_2d=False)[0][: len(audio)]
 
 
 def read_audio(path: str | Path) -> np.ndarray:

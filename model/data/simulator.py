@@ -13,7 +13,7 @@ ends, never before everyone else has finished. Listeners may drop a backchannel 
 A speaker may speak faster or slower than synthesised (resampled: tempo, pitch and formants move together, so
 a bank voice yields many). Then each speaker's track gets a gain and optionally a random equaliser and a
 synthetic room response; noise (white, pink, babble of other bank voices, mains hum) is added at a random SNR
-and the mixture is scaled to a random peak level.
+and the mixture is scaled to a random peak level; optionally it is then stored and decoded with a lossy codec.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from model.data.audio import vorbis_roundtrip
 from model.data.bank import Bank, Utterance
 from model.data.meeting import Session, Turn, activity_stats
 from model.data.voices import SAMPLE_RATE
@@ -64,6 +65,8 @@ class SimulatorConfig:
     speed_range: tuple[float, float] = (0.9, 1.1)  # the speed factor of such a speaker, drawn in this range
     eq_prob: float = 0.0  # chance that a speaker's track passes a random smooth equaliser (microphone, line)
     eq_db: float = 6.0  # largest boost or cut of that equaliser, dB
+    codec_prob: float = 0.0  # chance that the recording passes a lossy codec (Ogg Vorbis, as stored and decoded)
+    codec_level: tuple[float, float] = (0.3, 1.0)  # its compression level, drawn uniformly (about 60-35 kbps)
 
     def __post_init__(self) -> None:
         assert self.split in ("train", "dev"), self.split
@@ -76,6 +79,7 @@ class SimulatorConfig:
         assert 0 < self.quiet_peak[0] <= self.quiet_peak[1] <= 1 and 0 <= self.quiet_prob <= 1, self.quiet_peak
         assert 0 < self.speed_range[0] <= self.speed_range[1], self.speed_range
         assert 0 <= self.speed_prob <= 1 and 0 <= self.eq_prob <= 1, (self.speed_prob, self.eq_prob)
+        assert 0 <= self.codec_prob <= 1 and 0 <= self.codec_level[0] <= self.codec_level[1] <= 1, self.codec_level
 
 
 @dataclass
@@ -114,7 +118,8 @@ class MeetingSimulator:
     ) -> tuple[Session, dict[str, np.ndarray]]:
         """A session and each speaker's track as mixed (gain, reverberation, final scale; no noise).
 
-        ``session.audio == sum(tracks.values()) + noise``; tracks are keyed by speaker label.
+        ``session.audio == sum(tracks.values()) + noise`` (plus the coding error where a codec was drawn); tracks
+        are keyed by speaker label.
         """
         cfg = self.config
         if session_id is None and isinstance(rng, int):
@@ -313,6 +318,10 @@ class MeetingSimulator:
         scale = _peak(rng, cfg) / max(float(np.max(np.abs(mix))), 1e-6)
         mix *= np.float32(scale)
         tracks *= np.float32(scale)
+        if cfg.codec_prob > 0 and rng.random() < cfg.codec_prob:  # no draw at 0: stored dev sets stay as they are
+            level = float(rng.uniform(*cfg.codec_level))
+            mix = vorbis_roundtrip(mix, level)
+            meta["codec"] = f"vorbis {level:.2f}"
         speech, overlap, _ = activity_stats([(t.start, t.end) for t in turns])
         meta["overlap_ratio"] = round(overlap / speech, 4) if speech else 0.0
         session = Session(session_id, mix.astype(np.float32), turns, sr, meta)
