@@ -38,6 +38,7 @@ import numpy as np
 from model.char_lm import CharNgram
 from model.checkpoint import checkpoint_dir, load_model
 from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
+from model.data.audio import vorbis_roundtrip
 from model.data.meeting import read_eval_set
 from model.lexicon import Lexicon
 from model.recognizer import Recognizer, TokenEvent, set_num_threads
@@ -368,11 +369,13 @@ def evaluate(
     count_hint: bool = False,
     transcripts: list[dict[str, Any]] | None = None,
     gain: float = 1.0,
+    codec: float | None = None,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
     ``transcripts``: if given, one :func:`transcript_row` per session is appended to it. ``gain``: every session's
-    audio is scaled by it first (clipped to [-1, 1]), to measure how the recording level matters."""
+    audio is scaled by it first (clipped to [-1, 1]), to measure how the recording level matters; ``codec``: then
+    stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy recording costs."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
@@ -380,11 +383,13 @@ def evaluate(
                               "search": search_note(rec), "sets": {}}  # fmt: skip
     if gain != 1.0:
         report["gain"] = gain
+    if codec is not None:
+        report["codec"] = codec
     for spec in specs:
         sessions = load_set(spec, limit)
-        if gain != 1.0:
-            for s in sessions:
-                s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
+        for s in sessions if gain != 1.0 or codec is not None else []:
+            s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
+            s.audio = s.audio if codec is None else vorbis_roundtrip(s.audio, codec)
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
         entry = score(sessions, decoded)
         if transcripts is not None:
@@ -463,6 +468,7 @@ def markdown(report: dict[str, Any]) -> str:
     rows += group_rows(report["sets"], row)
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}{report.get('search', '')}"
     head += f", audio scaled by {report['gain']:g}" if "gain" in report else ""
+    head += f", stored as Ogg Vorbis at level {report['codec']:g}" if "codec" in report else ""
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -581,6 +587,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--gain", type=float, default=1.0,
                    help="scale the audio by this factor first (e.g. 0.03: a recording 30 dB quieter)")  # fmt: skip
+    p.add_argument("--codec", type=float, default=None, metavar="LEVEL",
+                   help="then store and decode the audio as Ogg Vorbis at this compression level, 0-1 (1: about "
+                   "35 kbps), to measure what a lossy recording costs")  # fmt: skip
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument(
@@ -604,8 +613,10 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if not a.gain > 0:
         p.error(f"--gain must be positive, got {a.gain}")
-    if a.gain != 1.0 and (a.sweep or a.sweep_labels):
-        p.error("--gain applies to an evaluation, not to a sweep")
+    if a.codec is not None and not 0 <= a.codec <= 1:
+        p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
+    if (a.gain != 1.0 or a.codec is not None) and (a.sweep or a.sweep_labels):
+        p.error("--gain and --codec apply to an evaluation, not to a sweep")
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -626,7 +637,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
-                      count_hint=a.count_hint, transcripts=transcripts, gain=a.gain)  # fmt: skip
+                      count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

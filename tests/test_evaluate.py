@@ -20,6 +20,7 @@ from clients.evaluate import (
     overlap_bin,
     sweep_score,
 )
+from model.data.audio import vorbis_roundtrip
 from service.schemas import Turn
 from tests.bank_fixture import tiny_meeting_set
 
@@ -187,7 +188,7 @@ def test_lexicon_option_names_the_repair_in_the_report(
 
 
 @pytest.mark.slow
-def test_gain_scales_the_audio_the_recognizer_hears(
+def test_gain_and_codec_change_the_audio_the_recognizer_hears(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clients import evaluate
@@ -202,6 +203,13 @@ def test_gain_scales_the_audio_the_recognizer_hears(
     np.testing.assert_allclose(heard[0], 0.1 * session.audio, rtol=1e-6)
     assert "audio scaled by 0.1" in (tmp_path / "quiet.md").read_text().splitlines()[0]
     assert json.loads((tmp_path / "quiet.json").read_text())["gain"] == 0.1
-    for bad in (["--gain", "0"], ["--gain", "0.5", "--sweep", "turn_bonus=0,1"]):
+    main([spec, "--model", model, "--codec", "0.5", "--out", str(tmp_path / "lossy")])
+    np.testing.assert_array_equal(heard[1], vorbis_roundtrip(session.audio, 0.5))
+    assert not np.array_equal(heard[1], session.audio)
+    assert "stored as Ogg Vorbis at level 0.5" in (tmp_path / "lossy.md").read_text().splitlines()[0]
+    assert json.loads((tmp_path / "lossy.json").read_text())["codec"] == 0.5
+    bad_args = (["--gain", "0"], ["--gain", "0.5", "--sweep", "turn_bonus=0,1"], ["--codec", "1.5"],
+                ["--codec", "0.5", "--sweep", "turn_bonus=0,1"])  # fmt: skip
+    for bad in bad_args:
         with pytest.raises(SystemExit):
             main([spec, "--model", model, *bad])
