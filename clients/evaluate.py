@@ -48,7 +48,7 @@ from model.speaker_cluster import TUNABLE
 from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
-from service.turns import TurnAssembler
+from service.turns import DEFAULT_COPY_WINDOW, TurnAssembler
 
 
 @dataclass
@@ -139,18 +139,21 @@ def label_sessions(
     clustering: dict[str, float] | None = None,
     count_hint: bool = False,
     spell: Callable[[str], str] | None = None,
+    copy_window: float = DEFAULT_COPY_WINDOW,
 ) -> list[Decoded]:
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
     ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live.
     ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``.
-    ``spell``: the recognizer's word repair (:meth:`Recognizer.spell`), as the service applies it."""
+    ``spell``: the recognizer's word repair (:meth:`Recognizer.spell`), as the service applies it.
+    ``copy_window``: the assembler's cross-channel copy removal (:class:`TurnAssembler`; 0: off; the service's
+    default unless given)."""
     results = []
     for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
         hint = (len({t["speaker"] for t in sess.turns}) or None) if count_hint else None
         labeller = make_labeller(embedder, max_speakers=hint, clustering=clustering)
-        assembler = TurnAssembler(labeller, spell=spell)
+        assembler = TurnAssembler(labeller, spell=spell, copy_window=copy_window)
         sent = 0
         for pos, events in recording.steps:
             if pos > sent:
@@ -182,10 +185,12 @@ def decode_sessions(
     batch: int = 16,
     embedder: Embedder | None = None,
     count_hint: bool = False,
+    copy_window: float = DEFAULT_COPY_WINDOW,
 ) -> list[Decoded]:
     """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
     recordings = recognize_sessions(rec, sessions, batch)
-    return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell)
+    return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell,
+                          copy_window=copy_window)  # fmt: skip
 
 
 def _seglst_ref(s: RefSession) -> list[dict[str, Any]]:
@@ -370,12 +375,14 @@ def evaluate(
     transcripts: list[dict[str, Any]] | None = None,
     gain: float = 1.0,
     codec: float | None = None,
+    copy_window: float = DEFAULT_COPY_WINDOW,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
     ``transcripts``: if given, one :func:`transcript_row` per session is appended to it. ``gain``: every session's
     audio is scaled by it first (clipped to [-1, 1]), to measure how the recording level matters; ``codec``: then
-    stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy recording costs."""
+    stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy recording costs;
+    ``copy_window``: see :func:`label_sessions`."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
@@ -385,12 +392,14 @@ def evaluate(
         report["gain"] = gain
     if codec is not None:
         report["codec"] = codec
+    if copy_window != DEFAULT_COPY_WINDOW:
+        report["copy_window"] = copy_window
     for spec in specs:
         sessions = load_set(spec, limit)
         for s in sessions if gain != 1.0 or codec is not None else []:
             s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
             s.audio = s.audio if codec is None else vorbis_roundtrip(s.audio, codec)
-        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint)
+        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window)
         entry = score(sessions, decoded)
         if transcripts is not None:
             transcripts += [transcript_row(spec, s, d) for s, d in zip(sessions, decoded, strict=True)]
@@ -469,6 +478,9 @@ def markdown(report: dict[str, Any]) -> str:
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}{report.get('search', '')}"
     head += f", audio scaled by {report['gain']:g}" if "gain" in report else ""
     head += f", stored as Ogg Vorbis at level {report['codec']:g}" if "codec" in report else ""
+    if "copy_window" in report:
+        window = report["copy_window"]
+        head += f", cross-channel copies dropped within {window:g} s" if window else ", cross-channel copies kept"
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -590,6 +602,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--codec", type=float, default=None, metavar="LEVEL",
                    help="then store and decode the audio as Ogg Vorbis at this compression level, 0-1 (1: about "
                    "35 kbps), to measure what a lossy recording costs")  # fmt: skip
+    p.add_argument("--copy-window", type=float, default=DEFAULT_COPY_WINDOW, metavar="SECONDS",
+                   help="drop cross-channel copies of words within this many seconds (the turn assembler's "
+                   f"copy_window, as the service does: {DEFAULT_COPY_WINDOW:g}; 0: keep them)")  # fmt: skip
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument(
@@ -613,10 +628,12 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if not a.gain > 0:
         p.error(f"--gain must be positive, got {a.gain}")
+    if a.copy_window < 0:
+        p.error(f"--copy-window must not be negative, got {a.copy_window}")
     if a.codec is not None and not 0 <= a.codec <= 1:
         p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
-    if (a.gain != 1.0 or a.codec is not None) and (a.sweep or a.sweep_labels):
-        p.error("--gain and --codec apply to an evaluation, not to a sweep")
+    if (a.gain != 1.0 or a.codec is not None or a.copy_window != DEFAULT_COPY_WINDOW) and (a.sweep or a.sweep_labels):
+        p.error("--gain, --codec and --copy-window apply to an evaluation, not to a sweep")
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -637,7 +654,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
-                      count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec)  # fmt: skip
+                      count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec,
+                      copy_window=a.copy_window)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

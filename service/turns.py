@@ -27,6 +27,7 @@ SOT = "<sot>"  # start of a turn
 EOT = "<eot>"  # end of a turn
 FRAME_SECONDS = 0.04  # encoder frame: a token at time t covers [t, t + 0.04)
 DEFAULT_MAX_TURN_SECONDS = 30.0  # longer turns are closed at a word boundary and a new one opened
+DEFAULT_COPY_WINDOW = 0.3  # seconds: cross-channel copies of a word this close are dropped (TurnAssembler)
 
 
 class TokenEventLike(Protocol):
@@ -93,10 +94,15 @@ class _Word:
     start: float = 0.0
     end: float = 0.0
     logprobs: list[float] = field(default_factory=list)
+    copy: bool = False  # a cross-channel copy (see TurnAssembler's copy_window): left out of partials and finals
 
     @property
     def text(self) -> str:
         return "".join(self.chars)
+
+    @property
+    def centre(self) -> float:
+        return (self.start + self.end) / 2
 
     def to_word(self) -> Word:
         return Word(word=self.text, start=round(self.start, 3), end=round(self.end, 3),
@@ -114,6 +120,18 @@ class _OpenTurn:
 
     def has_text(self) -> bool:
         return bool(self.words) or self.current is not None
+
+    def shown(self) -> list[_Word]:
+        """The complete words a partial or the final shows: all but cross-channel copies."""
+        return [w for w in self.words if not w.copy]
+
+
+@dataclass(frozen=True)
+class _ClosedTurn:
+    channel: int
+    start: float
+    end: float
+    words: list[_Word]
 
 
 def _confidence(logprobs: list[float]) -> float:
@@ -136,6 +154,12 @@ class TurnAssembler:
       text grew since the last one for the turn.
     - ``spell`` (the recognizer's :meth:`~model.recognizer.Recognizer.spell`: lexicon repair of misspelled
       words) maps each word as it completes, before any partial or final shows it.
+    - ``copy_window`` (seconds; 0: off) drops cross-channel copies, the separator's leakage: when a turn closes,
+      each of its words that has the same text as a word of a turn on another channel (open, or closed and
+      overlapping it) with centres less than ``copy_window`` apart is a copy; of the two turns, the one with the
+      larger share of its words copied loses its copies (from the final and from later partials; a turn still
+      open loses them when it closes). A turn whose words are all copies is kept whole, so that every turn a
+      partial showed gets its final, and the finals do not depend on whether partials were asked for.
     """
 
     def __init__(
@@ -144,8 +168,12 @@ class TurnAssembler:
         max_turn_seconds: float = DEFAULT_MAX_TURN_SECONDS,
         frame_seconds: float = FRAME_SECONDS,
         spell: Callable[[str], str] | None = None,
+        copy_window: float = DEFAULT_COPY_WINDOW,
     ) -> None:
         assert max_turn_seconds > 0, f"max_turn_seconds must be positive, got {max_turn_seconds}"
+        assert copy_window >= 0, f"copy_window must not be negative, got {copy_window}"
+        self.copy_window = copy_window
+        self._closed: list[_ClosedTurn] = []  # recent final turns (for copy_window), oldest first
         self.labeller: SpeakerLabeller = labeller or ChannelLabeller()
         self.spell = spell
         self.max_turn_seconds = max_turn_seconds
@@ -225,14 +253,45 @@ class TurnAssembler:
             return
         assert turn.turn_id is not None, "a turn with words has a turn_id"
         last = turn.words[-1].end
-        finals.append(self._final(turn, max(end, last) if end is not None else last))
+        end = max(end, last) if end is not None else last
+        if self.copy_window > 0:
+            self._mark_copies(turn, end)
+            if not turn.shown():  # only copies: kept whole (a partial may have shown it; it gets its final)
+                for w in turn.words:
+                    w.copy = False
+            self._closed = [c for c in self._closed if c.end > turn.start - self.max_turn_seconds][-8:]
+            self._closed.append(_ClosedTurn(turn.channel, turn.start, end, turn.shown()))
+        finals.append(self._final(turn, end))
+
+    def _mark_copies(self, turn: _OpenTurn, end: float) -> None:
+        """Mark the cross-channel copies between the closing ``turn`` and every turn on another channel that is
+        open or overlaps it (see ``copy_window`` in the class docstring)."""
+        others = [(o.shown(), True) for o in self._open.values() if o.channel != turn.channel]
+        others += [(c.words, False) for c in self._closed
+                   if c.channel != turn.channel and c.end > turn.start and c.start < end]  # fmt: skip
+        for theirs, still_open in others:
+            mine = turn.shown()
+            copied_mine = [w for w in mine if self._has_copy(w, theirs)]
+            if not copied_mine:
+                continue
+            copied_theirs = [w for w in theirs if self._has_copy(w, mine)]
+            if len(copied_mine) / len(mine) >= len(copied_theirs) / len(theirs):
+                for w in copied_mine:
+                    w.copy = True
+            elif still_open:  # the open turn leaks into this one: it loses its copies when it closes
+                for w in copied_theirs:
+                    w.copy = True
+
+    def _has_copy(self, word: _Word, among: list[_Word]) -> bool:
+        return any(o.text == word.text and abs(o.centre - word.centre) < self.copy_window for o in among)
 
     def _final(self, turn: _OpenTurn, end: float) -> Turn:
-        logprobs = [lp for w in turn.words for lp in w.logprobs]
+        words = turn.shown()
+        logprobs = [lp for w in words for lp in w.logprobs]
         t = Turn(
             turn_id=turn.turn_id or "", channel=turn.channel, speaker="", start=round(turn.start, 3),
-            end=round(end, 3), text=" ".join(w.text for w in turn.words),
-            confidence=_confidence(logprobs), words=[w.to_word() for w in turn.words],
+            end=round(end, 3), text=" ".join(w.text for w in words),
+            confidence=_confidence(logprobs), words=[w.to_word() for w in words],
         )  # fmt: skip
         self.turns_closed += 1
         # the channel's own turn was popped already: what is open now is on the other channels
@@ -245,12 +304,13 @@ class TurnAssembler:
         out: list[PartialMessage] = []
         for channel in sorted(self._open):
             turn = self._open[channel]
-            text = " ".join(w.text for w in turn.words)
+            words = turn.shown()
+            text = " ".join(w.text for w in words)
             if not text or text == turn.last_partial or turn.turn_id is None:
                 continue
             turn.last_partial = text
             probe = Turn(turn_id=turn.turn_id, channel=channel, speaker="", start=round(turn.start, 3),
-                         end=round(turn.words[-1].end, 3), text=text, confidence=0.0)  # fmt: skip
+                         end=round(words[-1].end, 3), text=text, confidence=0.0)  # fmt: skip
             out.append(PartialMessage(turn_id=turn.turn_id, channel=channel, speaker=self.labeller.label(probe),
                                       start=probe.start, text=text))  # fmt: skip
         return out

@@ -22,6 +22,7 @@ from clients.evaluate import (
 )
 from model.data.audio import vorbis_roundtrip
 from service.schemas import Turn
+from service.turns import DEFAULT_COPY_WINDOW
 from tests.bank_fixture import tiny_meeting_set
 
 
@@ -211,5 +212,30 @@ def test_gain_and_codec_change_the_audio_the_recognizer_hears(
     bad_args = (["--gain", "0"], ["--gain", "0.5", "--sweep", "turn_bonus=0,1"], ["--codec", "1.5"],
                 ["--codec", "0.5", "--sweep", "turn_bonus=0,1"])  # fmt: skip
     for bad in bad_args:
+        with pytest.raises(SystemExit):
+            main([spec, "--model", model, *bad])
+
+
+@pytest.mark.slow
+def test_copy_window_reaches_the_turn_assembler(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clients import evaluate
+
+    spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 1)
+    windows = []
+    assembler = evaluate.TurnAssembler
+    monkeypatch.setattr(
+        evaluate, "TurnAssembler", lambda *a, **k: windows.append(k["copy_window"]) or assembler(*a, **k)
+    )
+    main([spec, "--model", model, "--copy-window", "0.6", "--out", str(tmp_path / "copies")])
+    main([spec, "--model", model, "--copy-window", "0", "--out", str(tmp_path / "kept")])
+    main([spec, "--model", model, "--out", str(tmp_path / "default")])
+    assert windows == [0.6, 0.0, DEFAULT_COPY_WINDOW] and DEFAULT_COPY_WINDOW > 0  # the service's default
+    assert "cross-channel copies dropped within 0.6 s" in (tmp_path / "copies.md").read_text().splitlines()[0]
+    assert "cross-channel copies kept" in (tmp_path / "kept.md").read_text().splitlines()[0]
+    assert "cross-channel" not in (tmp_path / "default.md").read_text().splitlines()[0]
+    assert json.loads((tmp_path / "copies.json").read_text())["copy_window"] == 0.6
+    for bad in (["--copy-window", "-1"], ["--copy-window", "0.6", "--sweep", "turn_bonus=0,1"]):
         with pytest.raises(SystemExit):
             main([spec, "--model", model, *bad])

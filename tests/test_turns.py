@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from service.schemas import Turn
-from service.turns import ChannelLabeller, OpenSpan, TurnAssembler
+from service.turns import DEFAULT_COPY_WINDOW, ChannelLabeller, OpenSpan, TurnAssembler
 
 
 @dataclass(frozen=True)
@@ -202,3 +202,57 @@ def test_spell_repairs_each_word_as_it_completes() -> None:
     [turn] = asm.push(events[-2:])
     assert turn.text == "hello big world" and [w.word for w in turn.words] == ["hello", "big", "world"]
     assert (turn.words[0].start, turn.words[0].end) == (0.04, 0.2)  # the spoken word's times are kept
+
+
+def _by_time(*streams: list[Ev]) -> list[Ev]:
+    return sorted((e for s in streams for e in s), key=lambda e: e.time)
+
+
+def _assemble(events: list[Ev], copy_window: float, partials: list[tuple[int, str]] | None = None) -> list[Turn]:
+    asm = TurnAssembler(copy_window=copy_window)
+    turns = []
+    for e in events:  # one decode step per event
+        turns += asm.push([e])
+        if partials is not None:
+            partials += [(p.channel, p.text) for p in asm.partials()]
+    return sorted(turns + asm.finalize(), key=lambda t: t.channel)
+
+
+# "beta" of channel 1 lies exactly on "beta" of channel 0 (both spelled 1.28-1.44 s): the separator's leakage
+SPEAKER = spell(0, "alpha beta gamma", 1.0)  # closes at 1.68 s
+
+
+def test_cross_channel_copies_are_kept_when_asked() -> None:
+    turns = _assemble(_by_time(SPEAKER, spell(1, "beta zeta", 1.24)), copy_window=0.0)
+    assert [t.text for t in turns] == ["alpha beta gamma", "beta zeta"]
+    asm = TurnAssembler()  # the default drops them
+    turns = sorted(asm.push(_by_time(SPEAKER, spell(1, "beta zeta", 1.24))), key=lambda t: t.channel)
+    assert asm.copy_window == DEFAULT_COPY_WINDOW and [t.text for t in turns] == ["alpha beta gamma", "zeta"]
+
+
+def test_a_copy_leaves_the_turn_that_is_more_copy_closing_first_or_still_open() -> None:
+    # the leaking turn closes first (1.64 s; half its words copied, and half of the other's complete words)
+    turns = _assemble(_by_time(SPEAKER, spell(1, "beta zeta", 1.24)), copy_window=0.3)
+    assert [t.text for t in turns] == ["alpha beta gamma", "zeta"]
+    assert [w.word for w in turns[1].words] == ["zeta"] and turns[1].start == 1.24
+    # the leaking turn is still open when the other closes (1/3 copied against 1/2): it loses the copy later,
+    # in its partials too once the other turn has closed
+    seen: list[tuple[int, str]] = []
+    turns = _assemble(_by_time(SPEAKER, spell(1, "beta zeta eta theta", 1.24)), copy_window=0.3, partials=seen)
+    assert [t.text for t in turns] == ["alpha beta gamma", "zeta eta theta"]
+    assert (1, "beta zeta") in seen and seen[-1] == (1, "zeta eta")
+
+
+def test_only_the_same_word_near_in_time_is_a_copy() -> None:
+    other_word = _assemble(_by_time(SPEAKER, spell(1, "delta zeta", 1.24)), copy_window=0.3)
+    assert [t.text for t in other_word] == ["alpha beta gamma", "delta zeta"]
+    later = _by_time(SPEAKER, spell(1, "beta zeta", 1.64))  # overlapping turns, the two "beta" centres 0.4 s apart
+    assert [t.text for t in _assemble(later, copy_window=0.3)] == ["alpha beta gamma", "beta zeta"]
+    assert [t.text for t in _assemble(later, copy_window=0.5)] == ["alpha beta gamma", "zeta"]
+
+
+def test_a_turn_of_copies_only_is_kept_whole() -> None:
+    seen: list[tuple[int, str]] = []
+    turns = _assemble(_by_time(SPEAKER, spell(1, "beta ", 1.24)), copy_window=0.3, partials=seen)
+    assert [t.text for t in turns] == ["alpha beta gamma", "beta"]  # its partial gets a final with its words
+    assert (1, "beta") in seen
