@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,6 +106,12 @@ def test_turn_bonus_sweep(tmp_path_factory: pytest.TempPathFactory, tmp_path: Pa
     assert f"best: turn bonus {sweep['best']['turn_bonus']:g}" in (tmp_path / "sw.md").read_text()
 
 
+def spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, record: Callable[..., object]) -> None:
+    """Replace ``module.name`` by a wrapper that calls ``record`` with the same arguments first."""
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: record(*a, **k) or original(*a, **k))
+
+
 def test_label_sweep_decodes_once_and_moves_the_labels(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,8 +119,7 @@ def test_label_sweep_decodes_once_and_moves_the_labels(
 
     spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 2)
     calls = []
-    recognize = evaluate.recognize_sessions
-    monkeypatch.setattr(evaluate, "recognize_sessions", lambda *a, **k: calls.append(1) or recognize(*a, **k))
+    spy(monkeypatch, evaluate, "recognize_sessions", lambda *a, **k: calls.append(1))
     # threshold: the cosine a new speaker scores; -1 never opens a second one, 1 opens one for every turn
     main([spec, "--model", model, "--sweep-labels", "threshold=-1,1", "--sweep-labels", "min_new_seconds=0",
           "--sweep-labels", "merge_threshold=2", "--out", str(tmp_path / "sw")])  # fmt: skip
@@ -197,9 +204,7 @@ def test_gain_and_codec_change_the_audio_the_recognizer_hears(
     spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 1)
     (session,) = evaluate.load_set(spec)
     heard = []
-    recognize = evaluate.recognize_sessions
-    monkeypatch.setattr(evaluate, "recognize_sessions", lambda r, sessions, *a: heard.append(sessions[0].audio)
-                        or recognize(r, sessions, *a))  # fmt: skip
+    spy(monkeypatch, evaluate, "recognize_sessions", lambda r, sessions, *a: heard.append(sessions[0].audio))
     main([spec, "--model", model, "--gain", "0.1", "--out", str(tmp_path / "quiet")])
     np.testing.assert_allclose(heard[0], 0.1 * session.audio, rtol=1e-6)
     assert "audio scaled by 0.1" in (tmp_path / "quiet.md").read_text().splitlines()[0]
@@ -224,10 +229,7 @@ def test_copy_window_reaches_the_turn_assembler(
 
     spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 1)
     windows = []
-    assembler = evaluate.TurnAssembler
-    monkeypatch.setattr(
-        evaluate, "TurnAssembler", lambda *a, **k: windows.append(k["copy_window"]) or assembler(*a, **k)
-    )
+    spy(monkeypatch, evaluate, "TurnAssembler", lambda *a, **k: windows.append(k["copy_window"]))
     main([spec, "--model", model, "--copy-window", "0.6", "--out", str(tmp_path / "copies")])
     main([spec, "--model", model, "--copy-window", "0", "--out", str(tmp_path / "kept")])
     main([spec, "--model", model, "--out", str(tmp_path / "default")])
