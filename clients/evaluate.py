@@ -396,9 +396,11 @@ def evaluate(
         report["copy_window"] = copy_window
     for spec in specs:
         sessions = load_set(spec, limit)
-        for s in sessions if gain != 1.0 or codec is not None else []:
-            s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
-            s.audio = s.audio if codec is None else vorbis_roundtrip(s.audio, codec)
+        for s in sessions:
+            if gain != 1.0:
+                s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
+            if codec is not None:
+                s.audio = vorbis_roundtrip(s.audio, codec)
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window)
         entry = score(sessions, decoded)
         if transcripts is not None:

@@ -23,6 +23,8 @@ from typing import Any
 import meeteval
 import numpy as np
 
+from clients.evaluate import _word_ends
+
 Row = dict[str, Any]
 
 
@@ -31,11 +33,9 @@ def _overlap(a: Row, b: Row) -> float:
 
 
 def word_times(turn: Row) -> tuple[list[str], list[float]]:
-    """A turn's words and their approximate centre times (its span shared by character counts)."""
-    words = turn["text"].split()
-    ends = np.cumsum([len(w) + 1 for w in words], dtype=np.float64)
-    span = turn["end"] - turn["start"]
-    return words, [turn["start"] + span * (e - (len(w) + 1) / 2) / ends[-1] for e, w in zip(ends, words, strict=True)]
+    """A turn's words and their approximate centre times (``sts-eval``'s word ends: its span shared by characters)."""
+    words, ends = _word_ends(turn)
+    return words, [(a + b) / 2 for a, b in zip([turn["start"], *ends[:-1]], ends, strict=True)]
 
 
 def _copies(a: tuple[list[str], list[float]], b: tuple[list[str], list[float]], window: float) -> set[int]:

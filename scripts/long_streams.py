@@ -29,10 +29,10 @@ def join(rows: list[dict[str, Any]], src: Path, out: Path, session_id: str, sing
     audio, turns, families, offset = [], [], {}, 0.0
     for j, row in enumerate(rows):
         x = read_audio(src / row["audio"])
-        rename = (lambda s: s) if single else (lambda s, j=j: f"{s}-{j}")
-        turns += [{**t, "speaker": rename(t["speaker"]), "start": t["start"] + offset, "end": t["end"] + offset}
+        suffix = "" if single else f"-{j}"
+        turns += [{**t, "speaker": t["speaker"] + suffix, "start": t["start"] + offset, "end": t["end"] + offset}
                   for t in row["turns"]]  # fmt: skip
-        families.update({rename(k): v for k, v in row.get("meta", {}).get("families", {}).items()})
+        families.update({k + suffix: v for k, v in row.get("meta", {}).get("families", {}).items()})
         audio.append(x)
         offset += len(x) / SAMPLE_RATE
     write_flac(out / f"{session_id}.flac", np.concatenate(audio))
