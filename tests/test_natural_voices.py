@@ -111,3 +111,37 @@ def test_sphinx_transcripts_are_parsed(tmp_path) -> None:
         "001": "ten of clubs",
         "x-0880": "he was not an ill disposed man",
     }
+
+
+def test_asterisk_prompt_texts_are_parsed_and_filtered() -> None:
+    text = (
+        "; Core Asterisk Sounds in English\n\n"
+        "agent-loginok: Agent logged in.\n"
+        "agent-pass: Please enter your password followed by the pound key.\n"
+        "beep: [this is a simple beep tone]\n"
+        "conf-adminmenu: Please press 1 to mute or unmute yourself, 2 to lock.\n"
+        "confbridge-dec-talk-vol-out: ...to decrease your speaking volume.\n"
+        "digits/14: fourteen\n"
+    )
+    assert realspeech.parse_asterisk_texts(text) == {
+        "agent-pass": "please enter your password followed by the pound key",
+        "conf-adminmenu": "please press one to mute or unmute yourself two to lock",
+        "confbridge-dec-talk-vol-out": "to decrease your speaking volume",
+    }, "short prompts, bracketed notes and comments are left out; numbers are spelled out"
+
+
+def test_more_pairs_join_a_new_clip_with_another_speaker() -> None:
+    tone = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    old = [realspeech.Clip(f"old{i}", f"old_spk{i % 2}", "a", tone, "test") for i in range(4)]
+    new = [realspeech.Clip(f"new{i}", "allison", "b", tone, "test") for i in range(3)]
+    pairs = realspeech.draw_pairs(new, old + new, 8, np.random.default_rng(0))
+    assert len(pairs) == 8
+    assert len({frozenset((a.clip_id, b.clip_id)) for a, b in pairs}) == 8, "no pair twice"
+    for a, b in pairs:
+        assert a.speaker != b.speaker, (a.clip_id, b.clip_id)
+        assert {a.clip_id, b.clip_id} & {c.clip_id for c in new}, "every pair holds a new clip"
+    assert {a.clip_id for a, _ in pairs} & {c.clip_id for c in new}, "a new clip comes first in some pair"
+    assert {b.clip_id for _, b in pairs} & {c.clip_id for c in new}, "and second in another"
+    assert pairs == realspeech.draw_pairs(new, old + new, 8, np.random.default_rng(0)), "same seed, same pairs"
+    only_new = realspeech.draw_pairs(new, new, 8, np.random.default_rng(0))
+    assert only_new == [], "one speaker alone cannot make a pair (and the draw stops)"
