@@ -31,6 +31,7 @@ class DataConfig:
     eq_prob: float = 0.0  # probability that a speaker's track passes a random equaliser (microphone, line)
     quiet_prob: float = 0.0  # probability of a quiet session (peak 0.01-0.3, log-uniform; else 0.3-0.95)
     codec_prob: float = 0.0  # probability that a session passes a lossy codec (Ogg Vorbis, about 35-60 kbps)
+    floor_prob: float = 0.0  # probability that a session without additive noise gets a faint floor (SNR 30-70 dB)
     dev_sessions: int = 16  # sessions in the fixed dev batches
 
 
@@ -64,6 +65,7 @@ class SessionSource:
                 eq_prob=cfg.eq_prob if split == "train" and not clean else 0.0,
                 quiet_prob=cfg.quiet_prob if split == "train" else 0.0,
                 codec_prob=cfg.codec_prob if split == "train" else 0.0,
+                floor_prob=cfg.floor_prob if split == "train" and not clean else 0.0,
             )  # fmt: skip
             return MeetingSimulator(sc, self.bank)
 

@@ -141,15 +141,16 @@ def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
 
 
 def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
-    """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob reach the training simulators;
-    dev batches stay as they were."""
+    """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob / --data-floor-prob reach the
+    training simulators; dev batches stay as they were."""
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
     perturbed = SessionSource(
-        dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0)
+        dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0, floor_prob=1.0)
     )
     train = perturbed.train_batch(0, range(4))
     assert all(s.meta.get("speeds") and s.meta.get("codec", "").startswith("vorbis") for s in train)
+    assert all(("noise" in s.meta) != ("floor" in s.meta) for s in train)  # a floor wherever no noise was drawn
     assert all(0.01 <= np.abs(s.audio).max() <= 0.3 + 1e-6 for s in train)  # quiet sessions
     assert all(not s.meta.get("speeds") for s in plain.train_batch(0, range(4)))
     for a, b in zip(plain.dev_batches(4)[0], perturbed.dev_batches(4)[0], strict=True):
@@ -193,6 +194,32 @@ def test_codec_degrades_the_recording_only(bank: Bank) -> None:
         assert -45 < errors[0] < errors[1] < -10, errors  # dB of coding error relative to the recording
     again = MeetingSimulator(dataclasses.replace(plain.config, codec_level=(0.9, 0.9)), bank)
     np.testing.assert_array_equal(plain.sample(5).audio, again.sample(5).audio)
+
+
+def test_noise_floor_fills_only_the_recordings_without_noise(bank: Bank) -> None:
+    """floor_prob adds white or pink noise at 30-70 dB SNR to the sessions that drew no additive noise, and to
+    nothing else; at 0 nothing is drawn, so the sessions are exactly those drawn before the option existed."""
+    plain = MeetingSimulator(dataclasses.replace(MEETING, max_duration=16, noise_prob=0.5), bank)
+    floored = MeetingSimulator(dataclasses.replace(plain.config, floor_prob=1.0), bank)
+    kinds = []
+    for seed in range(8):
+        a, a_tracks = plain.sample_with_sources(np.random.default_rng(seed))
+        b, b_tracks = floored.sample_with_sources(np.random.default_rng(seed))
+        assert b.turns == a.turns and len(b.audio) == len(a.audio)
+        if "noise" in a.meta:
+            assert "floor" not in b.meta and b.meta["noise"] == a.meta["noise"]
+            np.testing.assert_array_equal(a.audio, b.audio)
+            continue
+        kinds.append(b.meta["floor"])
+        assert b.meta["floor"] in ("white", "pink") and 30.0 <= b.meta["snr_db"] <= 70.0, b.meta
+        floor = b.audio - sum(b_tracks.values())
+        speech = np.concatenate([b.audio[int(t.start * 16000) : int(t.end * 16000)] for t in b.turns])
+        snr = 10 * np.log10(np.mean(speech.astype(np.float64) ** 2) / np.mean(floor.astype(np.float64) ** 2))
+        assert abs(snr - b.meta["snr_db"]) < 1.5, (snr, b.meta)  # measured over the turns, as drawn
+        assert np.all(floor[np.abs(sum(a_tracks.values())) == 0] != 0), "no digital silence left"
+    assert kinds, "some of 8 sessions drew no additive noise at noise_prob 0.5"
+    np.testing.assert_array_equal(plain.sample(5).audio, MeetingSimulator(dataclasses.replace(
+        plain.config, floor_snr_db=(40.0, 40.0)), bank).sample(5).audio)  # fmt: skip
 
 
 def test_backchannels_are_short_turns_inside_others(bank: Bank) -> None:

@@ -13,6 +13,7 @@ ends, never before everyone else has finished. Listeners may drop a backchannel 
 A speaker may speak faster or slower than synthesised (resampled: tempo, pitch and formants move together, so
 a bank voice yields many). Then each speaker's track gets a gain and optionally a random equaliser and a
 synthetic room response; noise (white, pink, babble of other bank voices, mains hum) is added at a random SNR
+(or, optionally, where none is drawn, a faint white or pink noise floor as every real recording has one)
 and the mixture is scaled to a random peak level; optionally it is then stored and decoded with a lossy codec.
 """
 
@@ -30,6 +31,9 @@ from model.data.meeting import Session, Turn, activity_stats
 from model.data.voices import SAMPLE_RATE
 
 NOISE_TYPES = ("white", "pink", "babble", "hum")
+# A noise floor: the faint steady hiss every real recording has (microphone self-noise, room tone), which clean
+# synthetic speech (exact digital silence between words) lacks.
+FLOOR_TYPES = ("white", "pink")
 SAFETY = 0.01  # seconds kept between intervals that must not touch, above rounding to samples
 
 
@@ -67,6 +71,8 @@ class SimulatorConfig:
     eq_db: float = 6.0  # largest boost or cut of that equaliser, dB
     codec_prob: float = 0.0  # chance that the recording passes a lossy codec (Ogg Vorbis, as stored and decoded)
     codec_level: tuple[float, float] = (0.3, 1.0)  # its compression level, drawn uniformly (about 60-35 kbps)
+    floor_prob: float = 0.0  # chance that a recording WITHOUT additive noise gets a faint noise floor instead
+    floor_snr_db: tuple[float, float] = (30.0, 70.0)  # its speech-to-noise ratio range, dB (above snr_db's)
 
     def __post_init__(self) -> None:
         assert self.split in ("train", "dev"), self.split
@@ -80,6 +86,7 @@ class SimulatorConfig:
         assert 0 < self.speed_range[0] <= self.speed_range[1], self.speed_range
         assert 0 <= self.speed_prob <= 1 and 0 <= self.eq_prob <= 1, (self.speed_prob, self.eq_prob)
         assert 0 <= self.codec_prob <= 1 and 0 <= self.codec_level[0] <= self.codec_level[1] <= 1, self.codec_level
+        assert 0 <= self.floor_prob <= 1 and self.floor_snr_db[0] <= self.floor_snr_db[1], self.floor_snr_db
 
 
 @dataclass
@@ -308,12 +315,12 @@ class MeetingSimulator:
         noise = np.zeros(num, dtype=np.float32)
         if rng.random() < cfg.noise_prob and cfg.noise_types:
             kind = cfg.noise_types[int(rng.integers(len(cfg.noise_types)))]
-            noise = self._noise(rng, kind, num, set(voices))
-            snr = float(rng.uniform(*cfg.snr_db))
-            speech_power = _speech_power(mix, turns)
-            noise_power = float(np.mean(noise.astype(np.float64) ** 2)) + 1e-12
-            noise *= np.float32(math.sqrt(speech_power / noise_power * 10 ** (-snr / 10)))
+            noise, snr = self._noise_at_snr(rng, kind, mix, turns, set(voices), cfg.snr_db)
             meta["noise"], meta["snr_db"] = kind, round(snr, 2)
+        elif cfg.floor_prob > 0 and rng.random() < cfg.floor_prob:  # no draw at 0: stored dev sets stay as they are
+            kind = FLOOR_TYPES[int(rng.integers(len(FLOOR_TYPES)))]
+            noise, snr = self._noise_at_snr(rng, kind, mix, turns, set(voices), cfg.floor_snr_db)
+            meta["floor"], meta["snr_db"] = kind, round(snr, 2)
         mix = mix + noise
         scale = _peak(rng, cfg) / max(float(np.max(np.abs(mix))), 1e-6)
         mix *= np.float32(scale)
@@ -326,6 +333,23 @@ class MeetingSimulator:
         meta["overlap_ratio"] = round(overlap / speech, 4) if speech else 0.0
         session = Session(session_id, mix.astype(np.float32), turns, sr, meta)
         return session, {labels[i]: tracks[i] for i in order}
+
+    def _noise_at_snr(
+        self,
+        rng: np.random.Generator,
+        kind: str,
+        mix: np.ndarray,
+        turns: list[Turn],
+        exclude: set[str],
+        snr_db: tuple[float, float],
+    ) -> tuple[np.ndarray, float]:
+        """(len(mix),) float32 noise of ``kind`` scaled to a speech-to-noise ratio drawn uniformly in ``snr_db``
+        (speech power measured over the turns of ``mix``), and that ratio in dB."""
+        noise = self._noise(rng, kind, len(mix), exclude)
+        snr = float(rng.uniform(*snr_db))
+        noise_power = float(np.mean(noise.astype(np.float64) ** 2)) + 1e-12
+        noise *= np.float32(math.sqrt(_speech_power(mix, turns) / noise_power * 10 ** (-snr / 10)))
+        return noise, snr
 
     def _noise(self, rng: np.random.Generator, kind: str, num: int, exclude: set[str]) -> np.ndarray:
         """(num,) float32 noise of ``kind`` at an arbitrary level."""
