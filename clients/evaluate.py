@@ -38,7 +38,7 @@ import numpy as np
 from model.char_lm import CharNgram
 from model.checkpoint import checkpoint_dir, load_model
 from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
-from model.data.audio import vorbis_roundtrip
+from model.data.audio import add_noise_floor, vorbis_roundtrip
 from model.data.meeting import read_eval_set
 from model.lexicon import Lexicon
 from model.recognizer import Recognizer, TokenEvent, set_num_threads
@@ -375,13 +375,16 @@ def evaluate(
     transcripts: list[dict[str, Any]] | None = None,
     gain: float = 1.0,
     codec: float | None = None,
+    noise: float | None = None,
     copy_window: float = DEFAULT_COPY_WINDOW,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
-    ``transcripts``: if given, one :func:`transcript_row` per session is appended to it. ``gain``: every session's
-    audio is scaled by it first (clipped to [-1, 1]), to measure how the recording level matters; ``codec``: then
-    stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy recording costs;
+    ``transcripts``: if given, one :func:`transcript_row` per session is appended to it. ``noise``: white noise
+    this many dB below each session's peak is added first (a recording's hiss; seeded by the session id);
+    ``gain``: then the audio is scaled by it (clipped to [-1, 1]), to measure how the recording level matters;
+    ``codec``: then stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy
+    recording costs;
     ``copy_window``: see :func:`label_sessions`."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
@@ -392,11 +395,15 @@ def evaluate(
         report["gain"] = gain
     if codec is not None:
         report["codec"] = codec
+    if noise is not None:
+        report["noise"] = noise
     if copy_window != DEFAULT_COPY_WINDOW:
         report["copy_window"] = copy_window
     for spec in specs:
         sessions = load_set(spec, limit)
         for s in sessions:
+            if noise is not None:
+                s.audio = add_noise_floor(s.audio, noise, s.session_id)
             if gain != 1.0:
                 s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
             if codec is not None:
@@ -478,6 +485,7 @@ def markdown(report: dict[str, Any]) -> str:
 
     rows += group_rows(report["sets"], row)
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}{report.get('search', '')}"
+    head += f", white noise {report['noise']:g} dB below the peak added" if "noise" in report else ""
     head += f", audio scaled by {report['gain']:g}" if "gain" in report else ""
     head += f", stored as Ogg Vorbis at level {report['codec']:g}" if "codec" in report else ""
     if "copy_window" in report:
@@ -599,6 +607,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=None, help="at most this many sessions per set")
     p.add_argument("--batch", type=int, default=16, help="sessions decoded together")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--noise", type=float, default=None, metavar="DB",
+                   help="first add white noise DB dB below each recording's peak (e.g. 45: a faint hiss)")  # fmt: skip
     p.add_argument("--gain", type=float, default=1.0,
                    help="scale the audio by this factor first (e.g. 0.03: a recording 30 dB quieter)")  # fmt: skip
     p.add_argument("--codec", type=float, default=None, metavar="LEVEL",
@@ -634,8 +644,9 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--copy-window must not be negative, got {a.copy_window}")
     if a.codec is not None and not 0 <= a.codec <= 1:
         p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
-    if (a.gain != 1.0 or a.codec is not None or a.copy_window != DEFAULT_COPY_WINDOW) and (a.sweep or a.sweep_labels):
-        p.error("--gain, --codec and --copy-window apply to an evaluation, not to a sweep")
+    probes = a.gain != 1.0 or a.codec is not None or a.noise is not None or a.copy_window != DEFAULT_COPY_WINDOW
+    if probes and (a.sweep or a.sweep_labels):
+        p.error("--noise, --gain, --codec and --copy-window apply to an evaluation, not to a sweep")
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -657,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
                       count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec,
-                      copy_window=a.copy_window)  # fmt: skip
+                      noise=a.noise, copy_window=a.copy_window)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

@@ -196,7 +196,7 @@ def test_lexicon_option_names_the_repair_in_the_report(
 
 
 @pytest.mark.slow
-def test_gain_and_codec_change_the_audio_the_recognizer_hears(
+def test_noise_gain_and_codec_change_the_audio_the_recognizer_hears(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clients import evaluate
@@ -214,8 +214,17 @@ def test_gain_and_codec_change_the_audio_the_recognizer_hears(
     assert not np.array_equal(heard[1], session.audio)
     assert "stored as Ogg Vorbis at level 0.5" in (tmp_path / "lossy.md").read_text().splitlines()[0]
     assert json.loads((tmp_path / "lossy.json").read_text())["codec"] == 0.5
+    main([spec, "--model", model, "--noise", "40", "--out", str(tmp_path / "hiss")])
+    hiss = heard[2] - session.audio
+    assert 0.9 < float(np.std(hiss)) / (np.abs(session.audio).max() * 10 ** (-40 / 20)) < 1.1
+    assert abs(float(np.corrcoef(hiss, session.audio)[0, 1])) < 0.05, "the added noise is independent of the audio"
+    main([spec, "--model", model, "--noise", "40"])
+    np.testing.assert_array_equal(heard[3], heard[2])  # seeded by the session id
+    assert "white noise 40 dB below the peak added" in (tmp_path / "hiss.md").read_text().splitlines()[0]
+    assert json.loads((tmp_path / "hiss.json").read_text())["noise"] == 40
     bad_args = (["--gain", "0"], ["--gain", "0.5", "--sweep", "turn_bonus=0,1"], ["--codec", "1.5"],
-                ["--codec", "0.5", "--sweep", "turn_bonus=0,1"])  # fmt: skip
+                ["--codec", "0.5", "--sweep", "turn_bonus=0,1"],
+                ["--noise", "40", "--sweep", "turn_bonus=0,1"])  # fmt: skip
     for bad in bad_args:
         with pytest.raises(SystemExit):
             main([spec, "--model", model, *bad])
