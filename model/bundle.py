@@ -76,8 +76,9 @@ def training_lines(stages: list[dict[str, Any]]) -> list[str]:
             by_family[f] = by_family.get(f, 0.0) + h
         mix = ", ".join(f"{f} {h:.1f} h" for f, h in fam.items())
         hours_k = t["audio_seen_hours"]
+        note = f" {t['note']}" if t.get("note") else ""
         lines += [f"- Stage {k}, run `{t['run']}`: {t['steps']} optimizer steps, about {hours_k:.1f} hours of "
-                  f"simulated meeting audio ({mix or 'families not recorded'}).", "", "```json",
+                  f"simulated meeting audio ({mix or 'families not recorded'}).{note}", "", "```json",
                   json.dumps(t["config"], indent=1), "```", ""]  # fmt: skip
     if len(stages) > 1:
         mix = ", ".join(f"{f} {h:.1f} h" for f, h in sorted(by_family.items()))
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="training run folder (log.jsonl, run_config.json); once per stage, oldest first")  # fmt: skip
     p.add_argument("--continues", type=Path, default=None,
                    help="bundled model folder this checkpoint continued from: its stages come first")  # fmt: skip
+    p.add_argument("--note", default=None,
+                   help="a sentence on the newest run that its config does not tell (e.g. an option added when "
+                   "it was resumed), printed with its stage")  # fmt: skip
     p.add_argument("--bank", type=Path, default=None)
     p.add_argument("--eval", type=Path, default=None, help="Markdown table from sts-eval --out")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "pretrained")
@@ -184,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     add_search_options(p, "store this search setting with the model")
     a = p.parse_args(argv)
     stages = (earlier_stages(a.continues) if a.continues else []) + [training_summary(r) for r in a.run]
+    if a.note:
+        assert a.run, "--note describes the newest --run"
+        stages[-1]["note"] = a.note
     model = load_model(a.checkpoint)
     streaming = model.cfg.streaming.overridden(**search_overrides(a))
     model.cfg = replace(model.cfg, streaming=streaming)

@@ -42,11 +42,14 @@ def test_a_bundle_that_continues_another_keeps_its_stages_without_the_old_runs(t
     shutil.rmtree(first)  # a fresh machine: only the bundled model folder is left of stage 1
     second = _run(tmp_path / "run2", 50, 7200.0, "espeak:1,kokoro:1")
     out = tmp_path / "v2"
-    bundle([str(ckpt), "--continues", str(tmp_path / "v1"), "--run", str(second), "--out", str(out)])
+    note = "From step 30 with --data-floor-prob 0.8."
+    bundle([str(ckpt), "--continues", str(tmp_path / "v1"), "--run", str(second), "--note", note, "--out", str(out)])
     stages = json.loads((out / "training.json").read_text())
     assert [(s["run"], s["steps"]) for s in stages] == [(str(first), 100), (str(second), 50)]
+    assert [s.get("note") for s in stages] == [None, note]
     card = (out / "MODEL_CARD.md").read_text()
     assert f"Stage 1, run `{first}`: 100 optimizer steps" in card and f"Stage 2, run `{second}`: 50" in card
+    assert f"(espeak 1.0 h, kokoro 1.0 h). {note}" in card
     assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
 
 
