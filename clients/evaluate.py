@@ -610,7 +610,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--noise", type=float, default=None, metavar="DB",
                    help="first add white noise DB dB below each recording's peak (e.g. 45: a faint hiss)")  # fmt: skip
     p.add_argument("--gain", type=float, default=1.0,
-                   help="scale the audio by this factor first (e.g. 0.03: a recording 30 dB quieter)")  # fmt: skip
+                   help="then scale the audio by this factor (e.g. 0.03: a recording 30 dB quieter)")  # fmt: skip
     p.add_argument("--codec", type=float, default=None, metavar="LEVEL",
                    help="then store and decode the audio as Ogg Vorbis at this compression level, 0-1 (1: about "
                    "35 kbps), to measure what a lossy recording costs")  # fmt: skip

@@ -25,8 +25,9 @@ Sources (DESIGN.md section 3; too little to train on, used to check synthetic-to
 Output (``python -m model.data.realspeech --out data/real``), one subset per folder:
 ``single/`` (each pocketsphinx clip alone, and the pyannote sample), ``pairs/`` (two pocketsphinx clips of
 different speakers, the second starting before the first ends, overlap 10-40 % of the speech time), ``phone/``
-(the Asterisk prompts alone), ``extra/`` (the sdist clips alone) and ``more-pairs/`` (``MORE_PAIRS`` pairs mixed
-the same way, each of a phone or extra clip and a clip of another speaker from any source); and
+(the Asterisk prompts alone), ``extra/`` (the sdist clips alone) and ``more-pairs/`` (up to ``MORE_PAIRS`` pairs
+mixed the same way, each of a phone or extra clip and a clip of another speaker from any source; a drawn pair too
+unequal in length to overlap 10 % is skipped, so 39 with the default seed); and
 ``<out>/sessions.jsonl`` with one :class:`RealSession` (as a dict) per line; times in seconds. ``single`` and
 ``pairs`` are the same as before the other subsets existed (same seed, same draws).
 """
@@ -75,7 +76,7 @@ ASTERISK_SPEAKER = "asterisk_allison"
 PHONE_MIN_WORDS = 4  # prompts shorter than this (single words, digits) are left out
 PHONE_MAX_SECONDS = 20.0  # longer prompts (long menus) are left out
 PHONE_CLIPS = 100  # at most this many prompts, drawn with the seed
-MORE_PAIRS = 40  # pairs in the more-pairs subset
+MORE_PAIRS = 40  # pairs drawn for the more-pairs subset
 PYPI_SIMPLE = "https://pypi.org/simple"
 
 
