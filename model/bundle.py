@@ -187,9 +187,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="how the weights are stored (the model computes in float32 either way)")  # fmt: skip
     add_search_options(p, "store this search setting with the model")
     a = p.parse_args(argv)
+    if a.note and not a.run:
+        p.error("--note describes the newest --run: give the run")
     stages = (earlier_stages(a.continues) if a.continues else []) + [training_summary(r) for r in a.run]
     if a.note:
-        assert a.run, "--note describes the newest --run"
         stages[-1]["note"] = a.note
     model = load_model(a.checkpoint)
     streaming = model.cfg.streaming.overridden(**search_overrides(a))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from model.bundle import main as bundle
 from model.checkpoint import load_model, random_model, save_model
 from model.config import StsConfig
@@ -50,6 +52,8 @@ def test_a_bundle_that_continues_another_keeps_its_stages_without_the_old_runs(t
     card = (out / "MODEL_CARD.md").read_text()
     assert f"Stage 1, run `{first}`: 100 optimizer steps" in card and f"Stage 2, run `{second}`: 50" in card
     assert f"(espeak 1.0 h, kokoro 1.0 h). {note}" in card
+    with pytest.raises(SystemExit):
+        bundle([str(ckpt), "--note", note, "--out", str(tmp_path / "v3")])  # a note without a run to describe
     assert "In all: 150 steps, about 3.0 hours of audio (espeak 1.2 h, kokoro 1.8 h)" in card
 
 
