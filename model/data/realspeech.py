@@ -159,11 +159,6 @@ SDIST_CLIPS = (
 )
 
 
-def normalise_text(text: str) -> str:
-    """Lower case, letters, digits, apostrophes and single spaces only."""
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
-
-
 def trim_to_speech(audio: np.ndarray) -> np.ndarray:
     """Cut leading and trailing non-speech (frame energy more than _TRIM_DB below the peak frame)."""
     n = len(audio) // _FRAME
@@ -183,7 +178,7 @@ def _read_transcripts(path: Path) -> dict[str, str]:
         m = re.match(r"\s*(.*?)\s*\((\S+)\)\s*$", line)
         if m:
             words = m.group(1).replace("<s>", " ").replace("</s>", " ")
-            out[m.group(2)] = normalise_text(words)
+            out[m.group(2)] = normalize(words)
     return out
 
 
