@@ -49,9 +49,18 @@ class Batch:
         return float(self.feat_lens.sum()) / 100.0
 
 
-def collate(sessions: Sequence[SessionLike], log_mel: LogMel, num_channels: int = 2) -> Batch:
-    """Features and HEAT channel targets of ``sessions`` (K = ``num_channels`` rows per session)."""
-    feats = [log_mel(torch.from_numpy(np.asarray(s.audio, dtype=np.float32))) for s in sessions]
+def collate(
+    sessions: Sequence[SessionLike], log_mel: LogMel, num_channels: int = 2, warps: Sequence[float] | None = None
+) -> Batch:
+    """Features and HEAT channel targets of ``sessions`` (K = ``num_channels`` rows per session); with ``warps``,
+    session ``i``'s features come from filters VTLP-warped by ``warps[i]`` (``LogMel.warped``)."""
+    if warps is None:
+        warps = [log_mel.warp] * len(sessions)
+    assert len(warps) == len(sessions), f"{len(warps)} warps for {len(sessions)} sessions"
+    feats = [
+        log_mel.warped(w)(torch.from_numpy(np.asarray(s.audio, dtype=np.float32)))
+        for s, w in zip(sessions, warps, strict=True)
+    ]
     lens = [f.shape[0] - f.shape[0] % 4 for f in feats]
     t_max = max(max(lens), 4)
     n = len(sessions)

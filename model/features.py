@@ -18,14 +18,31 @@ def _hz_to_mel(hz: float) -> float:
     return 2595.0 * math.log10(1.0 + hz / 700.0)
 
 
-def mel_filterbank(cfg: FeatureConfig) -> torch.Tensor:
-    """Triangular HTK-style mel filters.
+def vtlp_frequencies(freqs: torch.Tensor, warp: float, nyquist: float, high: float = 0.8) -> torch.Tensor:
+    """Vocal tract length perturbation of a frequency axis (Jaitly & Hinton 2013), in Hz.
+
+    ``freqs`` (any shape, Hz) scaled by ``warp`` up to a boundary ``b = high * nyquist * min(warp, 1) / warp``,
+    then a straight line from ``warp * b`` to the Nyquist frequency, which stays where it is: the warp is
+    continuous, increasing and maps ``[0, nyquist]`` onto itself. ``warp`` > 1 moves a voice's spectral envelope
+    up (a shorter vocal tract), < 1 down; 1 is the identity.
+    """
+    assert warp > 0 and 0 < high < 1, (warp, high)
+    bound = high * nyquist * min(warp, 1.0) / warp
+    slope = (nyquist - warp * bound) / (nyquist - bound)
+    return torch.where(freqs <= bound, freqs * warp, nyquist - slope * (nyquist - freqs))
+
+
+def mel_filterbank(cfg: FeatureConfig, warp: float = 1.0) -> torch.Tensor:
+    """Triangular HTK-style mel filters; with ``warp`` != 1, filters of the VTLP-warped frequency axis
+    (``vtlp_frequencies``: a power spectrum bin at f Hz counts in the bands of its warped frequency).
 
     Returns:
         (n_fft // 2 + 1, n_mels) float32 weights that map a power spectrum to mel bands.
     """
     n_freq = cfg.n_fft // 2 + 1
     freqs = torch.linspace(0.0, cfg.sample_rate / 2, n_freq, dtype=torch.float64)
+    if warp != 1.0:
+        freqs = vtlp_frequencies(freqs, warp, cfg.sample_rate / 2)
     mels = torch.linspace(_hz_to_mel(cfg.f_min), _hz_to_mel(cfg.f_max), cfg.n_mels + 2, dtype=torch.float64)
     hz = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
     lower, centre, upper = hz[:-2, None], hz[1:-1, None], hz[2:, None]
@@ -42,12 +59,20 @@ class LogMel:
     ``T = 1 + (N - win) // hop`` for ``N >= win``, else 0.
     """
 
-    def __init__(self, cfg: FeatureConfig) -> None:
+    def __init__(self, cfg: FeatureConfig, warp: float = 1.0) -> None:
         self.cfg = cfg
+        self.warp = warp  # VTLP factor of the filters (training augmentation; 1.0 everywhere else)
         # Computed in float64 and rounded to float32 at the end, so that frames come out the same (to the
         # last bit in practice) whatever number of frames one call holds.
         self.window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
-        self.filters = mel_filterbank(cfg).double()
+        self.filters = mel_filterbank(cfg, warp).double()
+        self._warped: dict[float, LogMel] = {warp: self}
+
+    def warped(self, warp: float) -> LogMel:
+        """The same features with VTLP-warped filters (``mel_filterbank``); one instance per factor, cached."""
+        if warp not in self._warped:
+            self._warped[warp] = LogMel(self.cfg, warp)
+        return self._warped[warp]
 
     def num_frames(self, num_samples: int) -> int:
         if num_samples < self.cfg.win_length:

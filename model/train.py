@@ -110,6 +110,10 @@ class Source(Protocol):
         """Sessions ``indices`` of step ``step``'s batch (each a function of step and index alone)."""
         ...
 
+    def train_warps(self, step: int, indices: Sequence[int]) -> Sequence[float] | None:
+        """VTLP factors of those sessions' features (``collate``), or None for none."""
+        ...
+
     def dev_batches(self, size: int) -> Sequence[Sequence[SessionLike]]: ...
 
 
@@ -222,7 +226,7 @@ def _train(
         """This worker's part of step ``at``'s batch: simulated sessions, features and SpecAugment, all a function
         of ``at`` (and the session's index in the batch)."""
         gens = [torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 1009 + i) for i in mine]
-        return spec(collate(source.train_batch(at, mine), log_mel, channels), gens)
+        return spec(collate(source.train_batch(at, mine), log_mel, channels, source.train_warps(at, mine)), gens)
 
     # the next step's batch is simulated on a second thread while this step trains (numpy and torch release
     # the GIL for most of their work); batches stay a function of the step, so resuming is still exact

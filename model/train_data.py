@@ -32,6 +32,8 @@ class DataConfig:
     quiet_prob: float = 0.0  # probability of a quiet session (peak 0.01-0.3, log-uniform; else 0.3-0.95)
     codec_prob: float = 0.0  # probability that a session passes a lossy codec (Ogg Vorbis, about 35-60 kbps)
     floor_prob: float = 0.0  # probability that a session without additive noise gets a faint floor (SNR 30-70 dB)
+    warp_prob: float = 0.0  # probability that a session's features are VTLP-warped (factor uniform in warp_range)
+    warp_range: float = 0.1  # VTLP factors are drawn in [1 - warp_range, 1 + warp_range], in steps of 0.005
     dev_sessions: int = 16  # sessions in the fixed dev batches
 
 
@@ -82,6 +84,20 @@ class SessionSource:
             rng = np.random.default_rng([self.seed, step, i])
             single = step < self.cfg.single_until or rng.random() < self.cfg.single_fraction
             out.append(self._train[single, step < self.cfg.clean_until].sample(rng))
+        return out
+
+    def train_warps(self, step: int, indices: Sequence[int]) -> list[float] | None:
+        """VTLP factors of sessions ``indices`` of step ``step``'s batch (``LogMel.warped``); None without warping.
+
+        Drawn from their own generators, so the sessions themselves (and every other draw) are what they were
+        without warping, and rounded to steps of 0.005 so the warped filterbanks can be cached."""
+        if self.cfg.warp_prob <= 0:
+            return None
+        out = []
+        for i in indices:
+            rng = np.random.default_rng([self.seed, step, i, 1])
+            low, high = 1.0 - self.cfg.warp_range, 1.0 + self.cfg.warp_range
+            out.append(round(float(rng.uniform(low, high)) * 200) / 200 if rng.random() < self.cfg.warp_prob else 1.0)
         return out
 
     def dev_batches(self, size: int) -> list[list[Any]]:

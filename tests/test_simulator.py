@@ -158,6 +158,23 @@ def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
         np.testing.assert_array_equal(a.audio, b.audio)
 
 
+def test_training_source_draws_feature_warps_apart_from_the_sessions(bank: Bank) -> None:
+    """--data-warp-prob: per-session VTLP factors in the range, on a 0.005 grid, a function of (step, index); the
+    sessions are exactly those drawn without warping, and at 0 there are no factors at all."""
+    root = str(bank.root)
+    plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
+    warped = SessionSource(dataclasses.replace(plain.cfg, warp_prob=1.0, warp_range=0.1))
+    assert plain.train_warps(3, range(8)) is None
+    warps = warped.train_warps(3, range(8))
+    assert warps is not None and warps == warped.train_warps(3, range(8)) and len(set(warps)) > 1
+    assert all(0.9 <= w <= 1.1 and abs(w * 200 - round(w * 200)) < 1e-9 for w in warps)
+    assert warped.train_warps(3, [5]) == [warps[5]]
+    for a, b in zip(plain.train_batch(3, range(2)), warped.train_batch(3, range(2)), strict=True):
+        np.testing.assert_array_equal(a.audio, b.audio)
+    half = SessionSource(dataclasses.replace(plain.cfg, warp_prob=0.5)).train_warps(0, range(200))
+    assert half is not None and 60 < sum(w == 1.0 for w in half) < 140
+
+
 def test_quiet_sessions_span_the_quiet_range_and_leave_the_rest_alone(bank: Bank) -> None:
     """quiet_prob draws the peak log-uniformly in quiet_peak; at 0 the sessions are exactly those drawn before
     the option existed (the stored dev sets regenerate unchanged)."""

@@ -10,7 +10,7 @@ import torch
 
 from model.config import FeatureConfig, ModelConfig
 from model.encoder import init_state, stack_states, unstack_states
-from model.features import LogMel, OnlineFeatures
+from model.features import LogMel, OnlineFeatures, vtlp_frequencies
 from model.recognizer import Recognizer, Stream, TokenEvent
 
 
@@ -39,6 +39,24 @@ def test_features_incremental_equal_whole() -> None:
     parts = torch.cat([online.accept(audio[i : i + 320]) for i in range(0, len(audio), 320)])
     assert whole.shape == (1 + (len(audio) - 400) // 160, 80)
     assert torch.equal(whole, parts)
+
+
+def test_vtlp_warp_maps_the_band_onto_itself_and_moves_formants() -> None:
+    """The VTLP warp of training (--data-warp-prob) keeps 0 and Nyquist, is increasing, is the identity at 1, and a
+    factor above 1 moves a tone's energy to higher mel bands (below 1: lower)."""
+    freqs = torch.linspace(0.0, 8000.0, 201, dtype=torch.float64)
+    for warp in (0.9, 0.95, 1.05, 1.1):
+        warped = vtlp_frequencies(freqs, warp, 8000.0)
+        assert float(warped[0]) == 0.0 and float(warped[-1]) == pytest.approx(8000.0)
+        assert bool((warped.diff() > 0).all())
+        assert float(warped[50]) == pytest.approx(2000.0 * warp)  # scaled below the boundary
+    assert torch.equal(vtlp_frequencies(freqs, 1.0, 8000.0), freqs)
+    cfg = FeatureConfig()
+    log_mel = LogMel(cfg)
+    assert log_mel.warped(1.0) is log_mel and log_mel.warped(1.1) is log_mel.warped(1.1)
+    tone = torch.from_numpy(np.sin(2 * np.pi * 1000.0 * np.arange(16000) / 16000).astype(np.float32))
+    peak = {w: int(log_mel.warped(w)(tone).mean(0).argmax()) for w in (0.9, 1.0, 1.1)}
+    assert peak[0.9] < peak[1.0] < peak[1.1], peak
 
 
 @pytest.mark.parametrize("piece_ms", [20, 100, 1000])

@@ -40,6 +40,9 @@ class FakeSource:
     def train_batch(self, step: int, indices: Sequence[int]) -> list[Session]:
         return [self._session(step * 100 + i) for i in indices]
 
+    def train_warps(self, step: int, indices: Sequence[int]) -> list[float]:
+        return [1.0 + 0.05 * ((step + i) % 3 - 1) for i in indices]  # the warped filterbanks take part
+
     def dev_batches(self, size: int) -> list[list[Session]]:
         return [[self._session(10**6 + i) for i in range(size)]]
 
