@@ -38,7 +38,7 @@ import numpy as np
 from model.char_lm import CharNgram
 from model.checkpoint import checkpoint_dir, load_model
 from model.config import SEARCH_SETTINGS, add_search_options, search_overrides
-from model.data.audio import add_noise_floor, vorbis_roundtrip
+from model.data.audio import add_noise_floor, band_limit, vorbis_roundtrip
 from model.data.meeting import read_eval_set
 from model.lexicon import Lexicon
 from model.recognizer import Recognizer, TokenEvent, set_num_threads
@@ -377,12 +377,14 @@ def evaluate(
     codec: float | None = None,
     noise: float | None = None,
     copy_window: float = DEFAULT_COPY_WINDOW,
+    band: int | None = None,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
     ``transcripts``: if given, one :func:`transcript_row` per session is appended to it. ``noise``: white noise
     this many dB below each session's peak is added first (a recording's hiss; seeded by the session id);
     ``gain``: then the audio is scaled by it (clipped to [-1, 1]), to measure how the recording level matters;
+    ``band``: then band-limited as if recorded at this sample rate (Hz; 8000: a telephone line);
     ``codec``: then stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy
     recording costs;
     ``copy_window``: see :func:`label_sessions`."""
@@ -397,6 +399,8 @@ def evaluate(
         report["codec"] = codec
     if noise is not None:
         report["noise"] = noise
+    if band is not None:
+        report["band"] = band
     if copy_window != DEFAULT_COPY_WINDOW:
         report["copy_window"] = copy_window
     for spec in specs:
@@ -406,6 +410,8 @@ def evaluate(
                 s.audio = add_noise_floor(s.audio, noise, s.session_id)
             if gain != 1.0:
                 s.audio = np.clip(s.audio * np.float32(gain), -1.0, 1.0)
+            if band is not None:
+                s.audio = band_limit(s.audio, band)
             if codec is not None:
                 s.audio = vorbis_roundtrip(s.audio, codec)
         decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window)
@@ -487,6 +493,7 @@ def markdown(report: dict[str, Any]) -> str:
     head = f"Model `{report['model']}`, speaker labels by {report['labels']}{report.get('search', '')}"
     head += f", white noise {report['noise']:g} dB below the peak added" if "noise" in report else ""
     head += f", audio scaled by {report['gain']:g}" if "gain" in report else ""
+    head += f", band-limited as if sampled at {report['band']} Hz" if "band" in report else ""
     head += f", stored as Ogg Vorbis at level {report['codec']:g}" if "codec" in report else ""
     if "copy_window" in report:
         window = report["copy_window"]
@@ -611,6 +618,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="first add white noise DB dB below each recording's peak (e.g. 45: a faint hiss)")  # fmt: skip
     p.add_argument("--gain", type=float, default=1.0,
                    help="then scale the audio by this factor (e.g. 0.03: a recording 30 dB quieter)")  # fmt: skip
+    p.add_argument("--band", type=int, default=None, metavar="HZ",
+                   help="then band-limit the audio as if sampled at this rate (8000: a telephone line)")  # fmt: skip
     p.add_argument("--codec", type=float, default=None, metavar="LEVEL",
                    help="then store and decode the audio as Ogg Vorbis at this compression level, 0-1 (1: about "
                    "35 kbps), to measure what a lossy recording costs")  # fmt: skip
@@ -644,9 +653,11 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--copy-window must not be negative, got {a.copy_window}")
     if a.codec is not None and not 0 <= a.codec <= 1:
         p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
-    probes = a.gain != 1.0 or a.codec is not None or a.noise is not None or a.copy_window != DEFAULT_COPY_WINDOW
-    if probes and (a.sweep or a.sweep_labels):
-        p.error("--noise, --gain, --codec and --copy-window apply to an evaluation, not to a sweep")
+    if a.band is not None and not 1000 <= a.band <= 16000:
+        p.error(f"--band must be a sample rate in 1000-16000 Hz, got {a.band}")
+    probes = a.gain != 1.0 or a.codec is not None or a.noise is not None or a.band is not None
+    if (probes or a.copy_window != DEFAULT_COPY_WINDOW) and (a.sweep or a.sweep_labels):
+        p.error("--noise, --gain, --band, --codec and --copy-window apply to an evaluation, not to a sweep")
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -668,7 +679,7 @@ def main(argv: list[str] | None = None) -> None:
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
                       count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec,
-                      noise=a.noise, copy_window=a.copy_window)  # fmt: skip
+                      noise=a.noise, copy_window=a.copy_window, band=a.band)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

@@ -22,7 +22,7 @@ from clients.evaluate import (
     overlap_bin,
     sweep_score,
 )
-from model.data.audio import vorbis_roundtrip
+from model.data.audio import band_limit, vorbis_roundtrip
 from service.schemas import Turn
 from service.turns import DEFAULT_COPY_WINDOW
 from tests.bank_fixture import tiny_meeting_set
@@ -196,7 +196,7 @@ def test_lexicon_option_names_the_repair_in_the_report(
 
 
 @pytest.mark.slow
-def test_noise_gain_and_codec_change_the_audio_the_recognizer_hears(
+def test_noise_gain_band_and_codec_change_the_audio_the_recognizer_hears(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clients import evaluate
@@ -222,9 +222,15 @@ def test_noise_gain_and_codec_change_the_audio_the_recognizer_hears(
     np.testing.assert_array_equal(heard[3], heard[2])  # seeded by the session id
     assert "white noise 40 dB below the peak added" in (tmp_path / "hiss.md").read_text().splitlines()[0]
     assert json.loads((tmp_path / "hiss.json").read_text())["noise"] == 40
+    main([spec, "--model", model, "--band", "8000", "--out", str(tmp_path / "phone")])
+    np.testing.assert_array_equal(heard[4], band_limit(session.audio, 8000))
+    assert not np.allclose(heard[4], session.audio, atol=1e-3)
+    assert "band-limited as if sampled at 8000 Hz" in (tmp_path / "phone.md").read_text().splitlines()[0]
+    assert json.loads((tmp_path / "phone.json").read_text())["band"] == 8000
     bad_args = (["--gain", "0"], ["--gain", "0.5", "--sweep", "turn_bonus=0,1"], ["--codec", "1.5"],
                 ["--codec", "0.5", "--sweep", "turn_bonus=0,1"],
-                ["--noise", "40", "--sweep", "turn_bonus=0,1"])  # fmt: skip
+                ["--noise", "40", "--sweep", "turn_bonus=0,1"], ["--band", "500"],
+                ["--band", "8000", "--sweep", "turn_bonus=0,1"])  # fmt: skip
     for bad in bad_args:
         with pytest.raises(SystemExit):
             main([spec, "--model", model, *bad])

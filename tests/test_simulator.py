@@ -141,20 +141,22 @@ def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
 
 
 def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
-    """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob / --data-floor-prob reach the
-    training simulators; dev batches stay as they were."""
+    """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob / --data-floor-prob /
+    --data-band-prob reach the training simulators; dev batches stay as they were."""
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
     perturbed = SessionSource(
-        dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0, floor_prob=1.0)
+        dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0, floor_prob=1.0,
+                            band_prob=1.0)  # fmt: skip
     )
     train = perturbed.train_batch(0, range(4))
     assert all(s.meta.get("speeds") and s.meta.get("codec", "").startswith("vorbis") for s in train)
+    assert all(8000 <= s.meta["band_rate"] <= 12000 for s in train)
     assert all(("noise" in s.meta) != ("floor" in s.meta) for s in train)  # a floor wherever no noise was drawn
     assert all(0.01 <= np.abs(s.audio).max() <= 0.3 + 1e-6 for s in train)  # quiet sessions
     assert all(not s.meta.get("speeds") for s in plain.train_batch(0, range(4)))
     for a, b in zip(plain.dev_batches(4)[0], perturbed.dev_batches(4)[0], strict=True):
-        assert a.turns == b.turns and "speeds" not in b.meta and "codec" not in b.meta
+        assert a.turns == b.turns and not {"speeds", "codec", "band_rate"} & set(b.meta)
         np.testing.assert_array_equal(a.audio, b.audio)
 
 
@@ -211,6 +213,29 @@ def test_codec_degrades_the_recording_only(bank: Bank) -> None:
         assert -45 < errors[0] < errors[1] < -10, errors  # dB of coding error relative to the recording
     again = MeetingSimulator(dataclasses.replace(plain.config, codec_level=(0.9, 0.9)), bank)
     np.testing.assert_array_equal(plain.sample(5).audio, again.sample(5).audio)
+
+
+def test_narrowband_recordings_lose_the_upper_band_only(bank: Bank) -> None:
+    """band_prob makes the finished mixture narrowband: the rate drawn (8 kHz in about half the sessions, else
+    8-12 kHz) leaves nothing above its half, the band below it is the mixture's, timing is unchanged; at 0
+    nothing is drawn, so the sessions are exactly those drawn before the option existed."""
+    plain = MeetingSimulator(dataclasses.replace(MEETING, max_duration=16), bank)
+    narrow = MeetingSimulator(dataclasses.replace(plain.config, band_prob=1.0), bank)
+    rates = []
+    for seed in range(8):
+        a, b = plain.sample(np.random.default_rng(seed)), narrow.sample(np.random.default_rng(seed))
+        assert b.turns == a.turns and len(b.audio) == len(a.audio) and b.audio.dtype == np.float32
+        rate = b.meta["band_rate"]
+        rates.append(rate)
+        assert 8000 <= rate <= 12000
+        spec_a, spec_b = (np.abs(np.fft.rfft(x.astype(np.float64))) ** 2 for x in (a.audio, b.audio))
+        hz = np.fft.rfftfreq(len(a.audio), 1 / 16000)
+        above, below = hz > rate / 2 + 200, hz < rate / 2 - 500
+        assert spec_b[above].sum() < 1e-4 * spec_a[above].sum(), "the upper band is gone (below -40 dB)"
+        assert 0.95 < spec_b[below].sum() / spec_a[below].sum() < 1.05, "the lower band is kept"
+    assert rates.count(8000) >= 2 and any(r != 8000 for r in rates), rates
+    np.testing.assert_array_equal(plain.sample(5).audio, MeetingSimulator(dataclasses.replace(
+        plain.config, band_rates=(11025, 11025)), bank).sample(5).audio)  # fmt: skip
 
 
 def test_noise_floor_fills_only_the_recordings_without_noise(bank: Bank) -> None:

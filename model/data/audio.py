@@ -108,6 +108,19 @@ def vorbis_roundtrip(audio: np.ndarray, compression: float) -> np.ndarray:
     return sf.read(buf, dtype="float32", always_2d=False)[0][: len(audio)]
 
 
+def band_limit(audio: np.ndarray, rate: int) -> np.ndarray:
+    """``audio`` (num_samples,) float32 at SAMPLE_RATE as if recorded at ``rate`` Hz (e.g. 8000: a telephone line):
+    resampled down to it and back up with soxr, so nothing above ``rate / 2`` Hz is left; same length, no delay."""
+    assert 0 < rate <= SAMPLE_RATE, rate
+    if rate == SAMPLE_RATE:
+        return audio.astype(np.float32, copy=False)
+    narrow = soxr.resample(audio.astype(np.float32, copy=False), SAMPLE_RATE, rate)
+    back = soxr.resample(narrow, rate, SAMPLE_RATE).astype(np.float32)
+    out = np.zeros(len(audio), dtype=np.float32)
+    out[: min(len(back), len(audio))] = back[: len(audio)]
+    return out
+
+
 def add_noise_floor(audio: np.ndarray, below_peak_db: float, key: str) -> np.ndarray:
     """``audio`` (num_samples,) plus white noise ``below_peak_db`` dB below its peak magnitude (RMS of the noise),
     the same for the same ``key`` (e.g. a session id): a recording's faint hiss, for robustness probes."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from model.data.audio import vorbis_roundtrip
+from model.data.audio import band_limit, vorbis_roundtrip
 from model.data.bank import Bank, Utterance
 from model.data.meeting import Session, Turn, activity_stats
 from model.data.voices import SAMPLE_RATE
@@ -73,6 +73,9 @@ class SimulatorConfig:
     codec_level: tuple[float, float] = (0.3, 1.0)  # its compression level, drawn uniformly (about 60-35 kbps)
     floor_prob: float = 0.0  # chance that a recording WITHOUT additive noise gets a faint noise floor instead
     floor_snr_db: tuple[float, float] = (30.0, 70.0)  # its speech-to-noise ratio range, dB (above snr_db's)
+    band_prob: float = 0.0  # chance that the recording is narrowband: nothing above half a sample rate drawn below
+    band_rates: tuple[int, int] = (8000, 12000)  # that rate, Hz: the lower end (a telephone) in half the cases,
+    # else uniform in the range
 
     def __post_init__(self) -> None:
         assert self.split in ("train", "dev"), self.split
@@ -87,6 +90,7 @@ class SimulatorConfig:
         assert 0 <= self.speed_prob <= 1 and 0 <= self.eq_prob <= 1, (self.speed_prob, self.eq_prob)
         assert 0 <= self.codec_prob <= 1 and 0 <= self.codec_level[0] <= self.codec_level[1] <= 1, self.codec_level
         assert 0 <= self.floor_prob <= 1 and self.floor_snr_db[0] <= self.floor_snr_db[1], self.floor_snr_db
+        assert 0 <= self.band_prob <= 1 and 0 < self.band_rates[0] <= self.band_rates[1] <= SAMPLE_RATE, self.band_rates
 
 
 @dataclass
@@ -325,6 +329,11 @@ class MeetingSimulator:
         scale = _peak(rng, cfg) / max(float(np.max(np.abs(mix))), 1e-6)
         mix *= np.float32(scale)
         tracks *= np.float32(scale)
+        if cfg.band_prob > 0 and rng.random() < cfg.band_prob:  # no draw at 0: stored dev sets stay as they are
+            low, high = cfg.band_rates
+            rate = low if rng.random() < 0.5 else int(rng.integers(low, high + 1))
+            mix = band_limit(mix, rate)
+            meta["band_rate"] = rate
         if cfg.codec_prob > 0 and rng.random() < cfg.codec_prob:  # no draw at 0: stored dev sets stay as they are
             level = float(rng.uniform(*cfg.codec_level))
             mix = vorbis_roundtrip(mix, level)
