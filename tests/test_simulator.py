@@ -146,8 +146,9 @@ def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
     perturbed = SessionSource(
-        dataclasses.replace(plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0, floor_prob=1.0,
-                            band_prob=1.0)  # fmt: skip
+        dataclasses.replace(
+            plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0, floor_prob=1.0, band_prob=1.0
+        )
     )
     train = perturbed.train_batch(0, range(4))
     assert all(s.meta.get("speeds") and s.meta.get("codec", "").startswith("vorbis") for s in train)
