@@ -136,8 +136,16 @@ class Connection:
         if not self.dropped.is_set():
             self.metrics.errors.labels("slow_consumer").inc()
             log.warning("dropping WebSocket client: %s", why)
-            self.closing = True
-            self.dropped.set()
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Give up on the client now: nothing more is sent, and its stream stops decoding and frees its slot at
+        once, not when the connection's tasks have unwound (a backlog of audio it sent could keep a loaded
+        server decoding for seconds)."""
+        self.closing = True
+        self.dropped.set()
+        if self.session is not None and self.state.scheduler is not None:
+            self.state.scheduler.close(self.session)
 
     def _queue_close(self, code: int, reason: str = "") -> None:
         try:
@@ -158,7 +166,7 @@ class Connection:
                 self.drop("send timed out")
                 return
             except Exception:  # the client is gone
-                self.dropped.set()
+                self._abandon()
                 return
 
     async def _reader(self) -> None:
@@ -200,6 +208,8 @@ class Connection:
     async def _pump(self, session: StreamSession, assembler: TurnAssembler, interim: bool, relabel: bool) -> None:
         while True:
             out = await session.outputs.get()
+            if self.dropped.is_set():
+                return  # nobody to send to; and a backlog of outputs would hold the event loop without a pause
             if out.error is not None:
                 if out.internal:
                     self.fail("internal_error", out.error, INTERNAL)
