@@ -96,9 +96,9 @@ class SessionSource:
         if self.cfg.warp_prob <= 0:
             return None
         out = []
+        low, high = 1.0 - self.cfg.warp_range, 1.0 + self.cfg.warp_range
         for i in indices:
             rng = np.random.default_rng([self.seed, step, i, 1])
-            low, high = 1.0 - self.cfg.warp_range, 1.0 + self.cfg.warp_range
             out.append(round(float(rng.uniform(low, high)) * 200) / 200 if rng.random() < self.cfg.warp_prob else 1.0)
         return out
 

@@ -114,8 +114,7 @@ def band_limit(audio: np.ndarray, rate: int) -> np.ndarray:
     assert 0 < rate <= SAMPLE_RATE, rate
     if rate == SAMPLE_RATE:
         return audio.astype(np.float32, copy=False)
-    narrow = soxr.resample(audio.astype(np.float32, copy=False), SAMPLE_RATE, rate)
-    back = soxr.resample(narrow, rate, SAMPLE_RATE).astype(np.float32)
+    back = to_16k(soxr.resample(audio.astype(np.float32, copy=False), SAMPLE_RATE, rate), rate)
     out = np.zeros(len(audio), dtype=np.float32)
     out[: min(len(back), len(audio))] = back[: len(audio)]
     return out
