@@ -193,16 +193,22 @@ def decode_sessions(
                           copy_window=copy_window)  # fmt: skip
 
 
+def seglst(session_id: str, turns: Iterable[dict[str, Any]], by: str = "speaker") -> list[dict[str, Any]]:
+    """meeteval SegLST rows of one session's turns (dicts with ``start``, ``end`` in seconds, ``text`` and the key
+    ``by`` that names the stream: "speaker", or "channel" for ORC-WER); a session without turns gets one empty
+    row, as meeteval needs every session present on both sides."""
+    out = [{"session_id": session_id, "speaker": str(t[by]), "start_time": t["start"], "end_time": t["end"],
+            "words": t["text"]} for t in turns]  # fmt: skip
+    return out or [{"session_id": session_id, "speaker": "none", "start_time": 0.0, "end_time": 0.0, "words": ""}]
+
+
 def _seglst_ref(s: RefSession) -> list[dict[str, Any]]:
-    return [{"session_id": s.session_id, "speaker": t["speaker"], "start_time": t["start"], "end_time": t["end"],
-             "words": t["text"]} for t in s.turns]  # fmt: skip
+    return seglst(s.session_id, s.turns)
 
 
 def _seglst_hyp(s: RefSession, turns: Iterable[Turn], by: str) -> list[dict[str, Any]]:
-    out = [{"session_id": s.session_id, "speaker": str(getattr(t, by)), "start_time": t.start, "end_time": t.end,
-            "words": t.text} for t in turns]  # fmt: skip
-    # meeteval needs every session present on both sides
-    return out or [{"session_id": s.session_id, "speaker": "none", "start_time": 0.0, "end_time": 0.0, "words": ""}]
+    rows = ({by: getattr(t, by), "start": t.start, "end": t.end, "text": t.text} for t in turns)
+    return seglst(s.session_id, rows, by)
 
 
 def oracle_labelled(s: RefSession, turns: list[Turn]) -> list[Turn]:
@@ -441,7 +447,8 @@ def transcript_row(spec: str, s: RefSession, d: Decoded) -> dict[str, Any]:
     hyp = [{"speaker": t.speaker, "live_speaker": live.get(t.turn_id, t.speaker), "channel": t.channel,
             "start": t.start, "end": t.end, "text": t.text} for t in d.turns]  # fmt: skip
     ref = [{k: t[k] for k in ("speaker", "start", "end", "text")} for t in s.turns]
-    return {"set": spec, "session_id": s.session_id, "family": s.family, "reference": ref, "hypothesis": hyp}
+    return {"set": spec, "session_id": s.session_id, "family": s.family, "score_words": s.score_words,
+            "reference": ref, "hypothesis": hyp}  # fmt: skip
 
 
 def search_note(rec: Recognizer) -> str:

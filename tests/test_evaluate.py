@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from clients.compare import compare, read_transcripts
 from clients.evaluate import (
     Decoded,
     RefSession,
@@ -67,6 +68,12 @@ def test_sts_eval_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path:
     assert sum(len(r["hypothesis"]) for r in rows) == entry["turns"]["found"]
     hyp = next(h for r in rows for h in r["hypothesis"])
     assert set(hyp) == {"speaker", "live_speaker", "channel", "start", "end", "text"} and hyp["end"] >= hyp["start"]
+    assert all(r["score_words"] is True for r in rows)
+    # clients.compare scores the transcripts again, session by session: the same pooled rates as sts-eval
+    rates = {d.metric: d.rate_a for d in compare(read_transcripts(tmp_path / "report.transcripts.jsonl"),
+                                                  read_transcripts(tmp_path / "report.transcripts.jsonl"))}  # fmt: skip
+    assert rates["orc"] == pytest.approx(100 * entry["orc_wer"]["rate"])
+    assert rates["cp"] == pytest.approx(100 * entry["cp_wer"]["rate"])
 
 
 def _turn(turn_id: str, speaker: str, start: float, end: float, text: str = "x") -> Turn:
