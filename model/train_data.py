@@ -33,6 +33,7 @@ class DataConfig:
     codec_prob: float = 0.0  # probability that a session passes a lossy codec (Ogg Vorbis, about 35-60 kbps)
     floor_prob: float = 0.0  # probability that a session without additive noise gets a faint floor (SNR 30-70 dB)
     band_prob: float = 0.0  # probability that a session is narrowband (as if sampled at 8 kHz, or 8-12 kHz)
+    same_family_prob: float = 0.0  # probability that a multi-speaker session's voices share one voice family
     warp_prob: float = 0.0  # probability that a session's features are VTLP-warped (factor uniform in warp_range)
     warp_range: float = 0.1  # VTLP factors are drawn in [1 - warp_range, 1 + warp_range], in steps of 0.005
     dev_sessions: int = 16  # sessions in the fixed dev batches
@@ -70,6 +71,7 @@ class SessionSource:
                 codec_prob=cfg.codec_prob if split == "train" else 0.0,
                 floor_prob=cfg.floor_prob if split == "train" and not clean else 0.0,
                 band_prob=cfg.band_prob if split == "train" else 0.0,
+                same_family_prob=cfg.same_family_prob if split == "train" else 0.0,
             )  # fmt: skip
             return MeetingSimulator(sc, self.bank)
 

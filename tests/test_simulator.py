@@ -142,17 +142,26 @@ def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
 
 def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
     """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob / --data-floor-prob /
-    --data-band-prob reach the training simulators; dev batches stay as they were."""
+    --data-band-prob / --data-same-family-prob reach the training simulators; dev batches stay as they were."""
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
     perturbed = SessionSource(
         dataclasses.replace(
-            plain.cfg, speed_prob=1.0, eq_prob=1.0, quiet_prob=1.0, codec_prob=1.0, floor_prob=1.0, band_prob=1.0
+            plain.cfg,
+            speed_prob=1.0,
+            eq_prob=1.0,
+            quiet_prob=1.0,
+            codec_prob=1.0,
+            floor_prob=1.0,
+            band_prob=1.0,
+            same_family_prob=1.0,
         )
     )
     train = perturbed.train_batch(0, range(4))
     assert all(s.meta.get("speeds") and s.meta.get("codec", "").startswith("vorbis") for s in train)
     assert all(8000 <= s.meta["band_rate"] <= 12000 for s in train)
+    fams = [set(s.meta["families"].values()) for s in train if 2 <= len(s.meta["families"]) <= 3]  # 3 voices a family
+    assert fams and all(len(f) == 1 for f in fams)
     assert all(("noise" in s.meta) != ("floor" in s.meta) for s in train)  # a floor wherever no noise was drawn
     assert all(0.01 <= np.abs(s.audio).max() <= 0.3 + 1e-6 for s in train)  # quiet sessions
     assert all(not s.meta.get("speeds") for s in plain.train_batch(0, range(4)))
@@ -278,6 +287,21 @@ def test_backchannels_are_short_turns_inside_others(bank: Bank) -> None:
                 found += 1
                 assert any(o.speaker != t.speaker and o.start < t.start and t.end < o.end for o in s.turns), t
     assert found > 0
+
+
+def test_same_family_sessions_draw_their_voices_from_one_family(bank: Bank) -> None:
+    """same_family_prob 1: a multi-speaker session's voices share the first voice's family while it has voices
+    (the tiny bank has three train voices per family); at 0 nothing is drawn, so the sessions are exactly those
+    drawn before the option existed."""
+    two_three = dataclasses.replace(MEETING, max_speakers=3)
+    plain = MeetingSimulator(two_three, bank)
+    one = MeetingSimulator(dataclasses.replace(two_three, same_family_prob=1.0), bank)
+    assert sum(len(set(plain.sample(k).meta["families"].values())) > 1 for k in range(12)) >= 4
+    assert all(len(set(one.sample(k).meta["families"].values())) == 1 for k in range(12))
+    rng = np.random.default_rng(0)
+    assert len({bank.family_of(v) for v in bank.sample_voices(rng, "train", 5, one_family=True)}) == 2  # falls back
+    again = MeetingSimulator(dataclasses.replace(two_three, same_family_prob=0.0), bank)
+    assert [plain.sample(k).turns for k in range(5)] == [again.sample(k).turns for k in range(5)]
 
 
 def test_session_io_and_seglst(bank: Bank, tmp_path: Path) -> None:

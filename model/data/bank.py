@@ -188,10 +188,13 @@ class Bank:
     def backchannels_of(self, voice_id: str) -> list[Utterance]:
         return self.utterances_of(voice_id, "backchannel")
 
-    def sample_voices(self, rng: np.random.Generator, split: str, n: int, distinct_people: bool = False) -> list[str]:
+    def sample_voices(
+        self, rng: np.random.Generator, split: str, n: int, distinct_people: bool = False, one_family: bool = False
+    ) -> list[str]:
         """``n`` distinct voices of ``split``: each draws a family by weight, then a voice of it uniformly.
 
         With ``distinct_people`` no two voices share an :func:`identity_of` (perturbations of one engine voice).
+        With ``one_family`` the voices after the first come from the first one's family while it has voices left.
         Fewer than ``n`` are returned only when the split has fewer voices (or identities).
         """
         pools = {f: self.voices(split, f) for f in self.families if self.weights[f] > 0}
@@ -199,6 +202,8 @@ class Bank:
         chosen: list[str] = []
         while len(chosen) < n and pools:
             names = sorted(pools)
+            if one_family and chosen and self.family_of(chosen[0]) in pools:
+                names = [self.family_of(chosen[0])]
             p = np.array([self.weights[f] for f in names])
             family = names[int(rng.choice(len(names), p=p / p.sum()))]
             voice = pools[family][int(rng.integers(len(pools[family])))]

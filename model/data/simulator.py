@@ -53,6 +53,7 @@ class SimulatorConfig:
     max_pause: float = 2.5  # seconds, longest such pause
     same_speaker_prob: float = 0.15  # chance that a speaker keeps the floor for another turn
     overlap_prob: float = 0.85  # chance to overlap a speaker change while below the target overlap
+    same_family_prob: float = 0.0  # chance that a multi-speaker session's voices all come from one voice family
     backchannel_prob: float = 0.3  # chance that a listener backchannels into a turn of 1.5 s or more
     lead_silence: float = 0.5  # seconds, longest silence before the first and after the last turn
     gain_db: float = 6.0  # speaker gains drawn in [-gain_db, +gain_db] dB (plus +-1 dB per utterance)
@@ -90,6 +91,7 @@ class SimulatorConfig:
         assert 0 <= self.speed_prob <= 1 and 0 <= self.eq_prob <= 1, (self.speed_prob, self.eq_prob)
         assert 0 <= self.codec_prob <= 1 and 0 <= self.codec_level[0] <= self.codec_level[1] <= 1, self.codec_level
         assert 0 <= self.floor_prob <= 1 and self.floor_snr_db[0] <= self.floor_snr_db[1], self.floor_snr_db
+        assert 0 <= self.same_family_prob <= 1, self.same_family_prob
         assert 0 <= self.band_prob <= 1 and 0 < self.band_rates[0] <= self.band_rates[1] <= SAMPLE_RATE, self.band_rates
 
 
@@ -139,7 +141,9 @@ class MeetingSimulator:
         if session_id is None:
             session_id = f"sim-{cfg.split}-{int(rng.integers(2**48)):012x}"
         n = int(rng.integers(cfg.min_speakers, cfg.max_speakers + 1))
-        voices = self.bank.sample_voices(rng, cfg.split, n, cfg.distinct_people)
+        # one family (e.g. two natural voices) at chance same_family_prob; no draw at 0, so dev sets stay as they are
+        one = cfg.same_family_prob > 0 and n > 1 and rng.random() < cfg.same_family_prob
+        voices = self.bank.sample_voices(rng, cfg.split, n, cfg.distinct_people, one_family=one)
         speeds = self._speeds(rng, n)
         placed = self._layout(rng, voices, speeds)
         return self._mix(rng, session_id, voices, placed)
