@@ -101,7 +101,7 @@ def compare(
     seed: int = 0,
 ) -> list[Difference]:
     """One :class:`Difference` per set (those of ``sets``, else every set in both) and metric; a set's sessions
-    must be the same in both decodes."""
+    and their references must be the same in both decodes."""
     names = sets or [s for s in a if s in b]
     out = []
     for name in names:
@@ -109,6 +109,8 @@ def compare(
             raise ValueError(f"set {name!r} is not in both transcripts")
         if set(a[name]) != set(b[name]):
             raise ValueError(f"set {name!r}: the two decodes hold different sessions")
+        if any(a[name][i]["reference"] != b[name][i]["reference"] for i in a[name]):
+            raise ValueError(f"set {name!r}: the two decodes have different references (a set made again?)")
         ids = sorted(sid for sid, r in a[name].items() if _scored(r))
         if not ids:
             continue

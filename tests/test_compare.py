@@ -95,6 +95,10 @@ def test_mismatched_sets_are_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
         compare(read_transcripts(a), read_transcripts(b))
     with pytest.raises(SystemExit, match="different sessions"):
         main([str(a), str(b)])
+    other = _single({})
+    other[0]["reference"][0]["text"] = "the cat sat"
+    with pytest.raises(ValueError, match="different references"):
+        compare(read_transcripts(a), read_transcripts(_write(tmp_path / "o.jsonl", other)))
     with pytest.raises(SystemExit, match="not in both"):
         main([str(a), str(a), "--sets", "d/nothing"])
     main([str(a), str(_write(tmp_path / "c.jsonl", _single({0: "the cat"})))])
