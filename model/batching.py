@@ -79,6 +79,29 @@ def collate(
     return Batch(x, torch.tensor(lens), y, torch.tensor([len(r) for r in rows]), ref)
 
 
+def concat(batches: Sequence[Batch], num_channels: int = 2) -> Batch:
+    """One batch of the sessions of ``batches`` in order, padded to the longest; channel rows stay channel-major
+    (channel 0 of every session, then channel 1, ...), so the result equals ``collate`` of all the sessions."""
+    n = sum(b.feats.shape[0] for b in batches)
+    t_max = max(b.feats.shape[1] for b in batches)
+    u_max = max(b.targets.shape[1] for b in batches)
+    x = batches[0].feats.new_zeros(n, t_max, batches[0].feats.shape[2])
+    y = torch.full((num_channels * n, u_max), BLANK_ID, dtype=torch.long)
+    ref = torch.full((num_channels * n, u_max), -1, dtype=torch.long)
+    target_lens = torch.zeros(num_channels * n, dtype=torch.long)
+    at = 0
+    for b in batches:
+        m, t, u = b.feats.shape[0], b.feats.shape[1], b.targets.shape[1]
+        x[at : at + m, :t] = b.feats
+        for c in range(num_channels):
+            rows = slice(c * n + at, c * n + at + m)
+            y[rows, :u] = b.targets[c * m : (c + 1) * m]
+            ref[rows, :u] = b.ref_frames[c * m : (c + 1) * m]
+            target_lens[rows] = b.target_lens[c * m : (c + 1) * m]
+        at += m
+    return Batch(x, torch.cat([b.feat_lens for b in batches]), y, target_lens, ref)
+
+
 @dataclass(frozen=True)
 class SpecAugment:
     """Masks on the features during training (Park et al. 2019), applied per session."""

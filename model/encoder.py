@@ -41,17 +41,17 @@ class EncoderState:
         return int(self.conv.shape[0])
 
 
-def init_state(cfg: ModelConfig, batch: int = 1) -> EncoderState:
-    """Zero state for ``batch`` streams."""
+def init_state(cfg: ModelConfig, batch: int = 1, device: torch.device | str | None = None) -> EncoderState:
+    """Zero state for ``batch`` streams, on ``device`` (default: the CPU)."""
     c = cfg.d_model
     return EncoderState(
-        conv=torch.zeros(batch, c, CONV_CONTEXT),
-        mix_h=torch.zeros(cfg.mixture_layers + cfg.mixture_blocks, batch, c),
-        mix_c=torch.zeros(cfg.mixture_layers + cfg.mixture_blocks, batch, c),
-        sep_h=torch.zeros(cfg.separator_layers, batch, c),
-        sep_c=torch.zeros(cfg.separator_layers, batch, c),
-        chan_h=torch.zeros(cfg.channel_layers + cfg.channel_blocks, cfg.num_channels * batch, c),
-        chan_c=torch.zeros(cfg.channel_layers + cfg.channel_blocks, cfg.num_channels * batch, c),
+        conv=torch.zeros(batch, c, CONV_CONTEXT, device=device),
+        mix_h=torch.zeros(cfg.mixture_layers + cfg.mixture_blocks, batch, c, device=device),
+        mix_c=torch.zeros(cfg.mixture_layers + cfg.mixture_blocks, batch, c, device=device),
+        sep_h=torch.zeros(cfg.separator_layers, batch, c, device=device),
+        sep_c=torch.zeros(cfg.separator_layers, batch, c, device=device),
+        chan_h=torch.zeros(cfg.channel_layers + cfg.channel_blocks, cfg.num_channels * batch, c, device=device),
+        chan_c=torch.zeros(cfg.channel_layers + cfg.channel_blocks, cfg.num_channels * batch, c, device=device),
     )
 
 

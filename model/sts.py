@@ -45,7 +45,7 @@ class StsModel(nn.Module):
     def encode(self, feats: torch.Tensor) -> torch.Tensor:
         """(N, T, 80) features (T a multiple of 4) -> (2N, T/4, joiner_dim) projected channel encodings,
         channel 0 of every item first, then channel 1."""
-        enc, _ = self.encoder(feats, init_state(self.cfg.model, feats.shape[0]))
+        enc, _ = self.encoder(feats, init_state(self.cfg.model, feats.shape[0], feats.device))
         return self.joiner.project_encoder(enc)
 
     def loss(

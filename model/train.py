@@ -4,7 +4,8 @@
 
 On a CPU, ``--workers N`` runs N processes of one thread each that share every batch (about 1.5x the audio per
 second of one process on two cores); on a GPU, one process with bfloat16 autocast (``--amp bf16`` uses it on a CPU
-too: faster where the CPU has AVX-512 BF16, see ``python -m model.benchmark``).
+too: faster where the CPU has AVX-512 BF16, see ``python -m model.benchmark``) and ``--loaders N`` processes that
+simulate the coming batches on the machine's other cores (``scripts/device_train.sh`` runs it on a lent GPU).
 
 Resumes exactly from ``<out>/last`` when it exists (model, optimizer, data position, RNG); otherwise starts
 from the bundled model (``--init bundled``, the default when one exists) or from scratch (``--init scratch``);
@@ -17,11 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import socket
 import sys
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +34,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from model.batching import Batch, SessionLike, SpecAugment, collate, feature_stats
+from model.batching import Batch, SessionLike, SpecAugment, collate, concat, feature_stats
 from model.checkpoint import BUNDLED_DIR, WEIGHTS, load_config, load_model
 from model.config import StsConfig
 from model.features import LogMel
@@ -63,6 +66,7 @@ class TrainConfig:
     stop_at: int = 0  # stop (after saving) at this step, keeping the schedule of ``steps``; 0 = run to ``steps``
     workers: int = 1  # processes sharing each batch (CPU data parallelism; one thread each works best)
     amp: str = "auto"  # bfloat16 autocast: "auto" (on a GPU only), "bf16" (on a CPU too), "off"
+    loaders: int = 0  # processes simulating coming batches (0: one thread of this process); for a GPU's many cores
 
 
 def use_autocast(cfg: TrainConfig, device: torch.device) -> bool:
@@ -209,7 +213,6 @@ def _train(
         model.encoder.subsampling.feature_std.copy_(std.to(device))
         if lead:
             print(f"feature normalisation from {len(stats) * cfg.batch_size} sessions", file=sys.stderr)
-    spec = SpecAugment()
     params = sum(p.numel() for p in model.parameters())
     if lead:
         print(f"model {model.cfg.name}: {params / 1e6:.2f}M parameters on {device}, {cfg.workers} worker(s)",
@@ -221,21 +224,12 @@ def _train(
     bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True, mininterval=5, disable=not lead)
     running = 0.0
     mine = range(rank, cfg.batch_size, cfg.workers)  # this worker's share of every batch
-
-    def make_batch(at: int) -> Batch:
-        """This worker's part of step ``at``'s batch: simulated sessions, features and SpecAugment, all a function
-        of ``at`` (and the session's index in the batch)."""
-        gens = [torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 1009 + i) for i in mine]
-        return spec(collate(source.train_batch(at, mine), log_mel, channels, source.train_warps(at, mine)), gens)
-
-    # the next step's batch is simulated on a second thread while this step trains (numpy and torch release
-    # the GIL for most of their work); batches stay a function of the step, so resuming is still exact
-    ahead = ThreadPoolExecutor(max_workers=1)
-    pending = ahead.submit(make_batch, step)
+    batches = _batches_ahead(cfg, BatchMaker(source, log_mel, channels, cfg.seed), mine, step)
+    waited = 0.0  # seconds this run spent waiting for batches (the loaders are too slow when it is a large share)
     while step < cfg.steps:
-        batch = pending.result().to(device)
-        if step + 1 < cfg.steps:
-            pending = ahead.submit(make_batch, step + 1)
+        t_wait = time.time()
+        batch = next(batches).to(device)
+        waited += time.time() - t_wait
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         tokens = int(batch.target_lens.sum()) + int(batch.feat_lens.sum()) // 4
@@ -270,7 +264,7 @@ def _train(
         if log is not None and step % cfg.log_every == 0:
             rec = {"step": step, "loss": loss_value, "smoothed": running, "grad_norm": grad_norm,
                    "lr": lr_at(cfg, step), "audio_per_second": audio_seconds / max(elapsed, 1e-9),
-                   "audio_seen": audio_seen}  # fmt: skip
+                   "audio_seen": audio_seen, "data_wait": waited / max(elapsed, 1e-9)}  # fmt: skip
             log.write(json.dumps(rec) + "\n")
             log.flush()
         if log is not None and step % cfg.eval_every == 0 and dev_batches:
@@ -295,8 +289,71 @@ def _train(
                 tqdm.write(f"stopping at step {step} after {elapsed / 60:.1f} minutes")
             break
     bar.close()
-    ahead.shutdown(cancel_futures=True)
+    batches.close()
     return last
+
+
+@dataclass(frozen=True)
+class BatchMaker:
+    """Makes a part of a step's training batch: simulated sessions, features and SpecAugment, each session a
+    function of the step and its index in the batch alone (so any split of a batch gives the same sessions)."""
+
+    source: Source
+    log_mel: LogMel
+    channels: int
+    seed: int
+
+    def __call__(self, at: int, indices: Sequence[int]) -> Batch:
+        gens = [torch.Generator().manual_seed((self.seed * 1_000_003 + at) * 1009 + i) for i in indices]
+        sessions = self.source.train_batch(at, indices)
+        return SpecAugment()(collate(sessions, self.log_mel, self.channels, self.source.train_warps(at, indices)), gens)
+
+
+_LOADER: BatchMaker | None = None  # a loader process's maker (``_batches_ahead``)
+
+
+def _loader_start(maker: BatchMaker) -> None:
+    global _LOADER
+    torch.set_num_threads(1)
+    _LOADER = maker
+
+
+def _loader_make(at: int, indices: Sequence[int]) -> Batch:
+    assert _LOADER is not None, "loader process not started"
+    return _LOADER(at, indices)
+
+
+def _batches_ahead(cfg: TrainConfig, maker: BatchMaker, mine: Sequence[int], start: int) -> Generator[Batch]:
+    """This worker's batch (sessions ``mine``) of every step from ``start`` to ``cfg.steps``, made ahead in the
+    background while the current step trains.
+
+    With ``cfg.loaders == 0`` one thread makes the next step's batch (numpy and torch release the GIL for most
+    of their work). With ``cfg.loaders = L`` that many processes each make a contiguous slice of every batch,
+    two steps ahead, and the slices are joined (``concat``): the batch is the same as one thread's, only sooner.
+    """
+    if cfg.loaders <= 0:
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            pending = thread.submit(maker, start, mine)
+            for at in range(start, cfg.steps):
+                batch = pending.result()
+                if at + 1 < cfg.steps:
+                    pending = thread.submit(maker, at + 1, mine)
+                yield batch
+        return
+    size = -(-len(mine) // cfg.loaders)
+    slices = [mine[k : k + size] for k in range(0, len(mine), size)]
+    # spawned, not forked: the parent may already hold a CUDA context
+    pool = ProcessPoolExecutor(
+        cfg.loaders, mp_context=multiprocessing.get_context("spawn"), initializer=_loader_start, initargs=(maker,)
+    )
+    queue: deque[list[Future[Batch]]] = deque()
+    try:
+        for at in range(start, cfg.steps):
+            while len(queue) < 3 and at + len(queue) < cfg.steps:
+                queue.append([pool.submit(_loader_make, at + len(queue), part) for part in slices])
+            yield concat([part.result() for part in queue.popleft()], maker.channels)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _reduce_gradients(model: nn.Module, loss: torch.Tensor) -> float:

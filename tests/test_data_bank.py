@@ -154,3 +154,29 @@ def test_distinct_people(tiny_bank: Path) -> None:
             if distinct:
                 assert len(set(ids)) == len(ids) == len(people)
     assert shared == [True, False]
+
+
+def test_packed_copy_is_a_smaller_bank_of_the_same_speech(tiny_bank: Path, tmp_path: Path) -> None:
+    from model.data.pack import pack
+
+    hours = {"espeak": 0.005, "flite": 0.005}
+    size = pack(tiny_bank, tmp_path / "packed", hours, dev_utterances=2, seed=0, level=0.95)
+    packed, whole = Bank(tmp_path / "packed"), Bank(tiny_bank)
+    kept = {u.utt_id: u for u in packed.utterances(kind=None)}
+    originals = {u.utt_id: u for u in whole.utterances(kind=None)}
+    assert set(kept) < set(originals) and packed.families == ["espeak", "flite"]
+    for family, h in hours.items():
+        train = [u for u in kept.values() if u.family == family and u.split == "train" and u.kind == "sentence"]
+        seconds = sum(u.duration for u in train)
+        assert h * 3600 <= seconds <= h * 3600 + max(u.duration for u in train)  # drawn up to the budget
+        assert len([u for u in kept.values() if u.family == family and u.split == "dev"]) == 2
+        assert {
+            u.utt_id for u in whole.utterances(kind="backchannel") if u.family == family and u.split == "train"
+        } <= set(kept)
+    flac = sum(originals[k].path.stat().st_size for k in kept)
+    assert size == sum(u.path.stat().st_size for u in kept.values()) and size < flac / 2
+    for utt_id in list(kept)[:5]:
+        a, b = kept[utt_id].load(), originals[utt_id].load()
+        assert len(a) == len(b) and kept[utt_id].text == originals[utt_id].text
+        snr = 10 * np.log10(np.sum(b**2) / np.sum((a - b) ** 2))
+        assert snr > 10, f"{utt_id}: {snr:.1f} dB"  # the same speech, aligned, through a speech codec

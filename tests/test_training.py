@@ -13,9 +13,11 @@ import torch
 from safetensors.torch import load_file
 
 from model.average import average_checkpoints
-from model.config import StsConfig
+from model.batching import collate, concat
+from model.config import FeatureConfig, StsConfig
+from model.features import LogMel
 from model.sts import LossConfig
-from model.train import TrainConfig, train
+from model.train import BatchMaker, TrainConfig, train
 from model.train_data import DataConfig
 from tests.conftest import tone_bursts
 
@@ -129,10 +131,11 @@ def test_baseline_warm_started_from_sts_keeps_its_weights_and_trains(tmp_path: P
     assert any(not torch.equal(trained[k], kept[k]) for k in kept), "training changed nothing"
 
 
-def run_fast(out: Path, workers: int, batch_size: int = 4) -> dict[str, torch.Tensor]:
+def run_fast(out: Path, workers: int, batch_size: int = 4, loaders: int = 0) -> dict[str, torch.Tensor]:
     """Three steps at a learning rate high enough that a difference in the gradients shows in the weights."""
     cfg = TrainConfig(out=str(out), init="scratch", steps=3, batch_size=batch_size, lr=0.05, warmup=1,
-                      save_every=3, eval_every=100, log_every=1, threads=1, workers=workers)  # fmt: skip
+                      save_every=3, eval_every=100, log_every=1, threads=1, workers=workers,
+                      loaders=loaders)  # fmt: skip
     last = train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())
     return load_file(str(last / "model.safetensors"))
 
@@ -153,6 +156,39 @@ def test_two_workers_compute_what_one_process_does(tmp_path: Path) -> None:
     # sessions (what a worker would learn from alone) moves the weights by more than lr / 2
     assert max_difference(two, one) < 2e-3
     assert max_difference(run_fast(tmp_path / "half", 1, batch_size=2), one) > 2.5e-2
+
+
+class UnevenSource(FakeSource):
+    """Sessions of different lengths and numbers of turns."""
+
+    @staticmethod
+    def _session(seed: int) -> Session:
+        turns = [Turn("A", 0.2, 1.5, "hello there"), Turn("B", 1.0, 2.4, "yes")][: 1 + seed % 2]
+        return Session(tone_bursts(seconds=2.5 + 0.4 * (seed % 3), seed=seed % 1000), turns)
+
+
+def test_batch_slices_joined_equal_one_collate() -> None:
+    source, log_mel = UnevenSource(), LogMel(FeatureConfig())
+    maker = BatchMaker(source, log_mel, channels=2, seed=3)
+    whole = maker(5, range(5))
+    assert len(set(whole.feat_lens.tolist())) > 1 and len(set(whole.target_lens.tolist())) > 1
+    # the slices are padded to their own longest session and target, the whole to the batch's
+    joined = concat([maker(5, range(0, 2)), maker(5, range(2, 3)), maker(5, range(3, 5))], num_channels=2)
+    for name in ("feats", "feat_lens", "targets", "target_lens", "ref_frames"):
+        torch.testing.assert_close(getattr(joined, name), getattr(whole, name), rtol=0, atol=0, msg=name)
+    plain = collate(source.train_batch(5, range(5)), log_mel, 2, source.train_warps(5, range(5)))
+    assert not torch.equal(whole.feats, plain.feats), "SpecAugment masked nothing"
+
+
+@pytest.mark.slow
+def test_loader_processes_train_what_one_thread_does(tmp_path: Path) -> None:
+    threaded = run_fast(tmp_path / "thread", 1)
+    pooled = run_fast(tmp_path / "pool", 1, loaders=3)
+    for k in threaded:
+        torch.testing.assert_close(pooled[k], threaded[k], rtol=0, atol=0, msg=k)
+    waits = [json.loads(line)["data_wait"] for line in (tmp_path / "pool" / "log.jsonl").read_text().splitlines()]
+    assert len(waits) == 3 and all(0.0 <= w <= 1.0 for w in waits)  # share of the run spent waiting for data
+    assert max_difference(run_fast(tmp_path / "other", 1, batch_size=3, loaders=2), threaded) > 2.5e-2
 
 
 def test_only_a_model_from_scratch_warms_up_the_pruned_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
