@@ -48,7 +48,7 @@ from model.speaker_cluster import TUNABLE
 from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
-from service.turns import DEFAULT_COPY_WINDOW, TurnAssembler
+from service.turns import DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER, TurnAssembler
 
 
 @dataclass
@@ -140,20 +140,21 @@ def label_sessions(
     count_hint: bool = False,
     spell: Callable[[str], str] | None = None,
     copy_window: float = DEFAULT_COPY_WINDOW,
+    echo_cover: float = DEFAULT_ECHO_COVER,
 ) -> list[Decoded]:
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
     ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live.
     ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``.
     ``spell``: the recognizer's word repair (:meth:`Recognizer.spell`), as the service applies it.
     ``copy_window``: the assembler's cross-channel copy removal (:class:`TurnAssembler`; 0: off; the service's
-    default unless given)."""
+    default unless given); ``echo_cover``: its echo removal, likewise."""
     results = []
     for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
         hint = (len({t["speaker"] for t in sess.turns}) or None) if count_hint else None
         labeller = make_labeller(embedder, max_speakers=hint, clustering=clustering)
-        assembler = TurnAssembler(labeller, spell=spell, copy_window=copy_window)
+        assembler = TurnAssembler(labeller, spell=spell, copy_window=copy_window, echo_cover=echo_cover)
         sent = 0
         for pos, events in recording.steps:
             if pos > sent:
@@ -186,11 +187,12 @@ def decode_sessions(
     embedder: Embedder | None = None,
     count_hint: bool = False,
     copy_window: float = DEFAULT_COPY_WINDOW,
+    echo_cover: float = DEFAULT_ECHO_COVER,
 ) -> list[Decoded]:
     """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
     recordings = recognize_sessions(rec, sessions, batch)
     return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell,
-                          copy_window=copy_window)  # fmt: skip
+                          copy_window=copy_window, echo_cover=echo_cover)  # fmt: skip
 
 
 def seglst(session_id: str, turns: Iterable[dict[str, Any]], by: str = "speaker") -> list[dict[str, Any]]:
@@ -384,6 +386,7 @@ def evaluate(
     noise: float | None = None,
     copy_window: float = DEFAULT_COPY_WINDOW,
     band: int | None = None,
+    echo_cover: float = DEFAULT_ECHO_COVER,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
@@ -393,7 +396,7 @@ def evaluate(
     ``band``: then band-limited as if recorded at this sample rate (Hz; 8000: a telephone line);
     ``codec``: then stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy
     recording costs;
-    ``copy_window``: see :func:`label_sessions`."""
+    ``copy_window``, ``echo_cover``: see :func:`label_sessions`."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
@@ -409,6 +412,8 @@ def evaluate(
         report["band"] = band
     if copy_window != DEFAULT_COPY_WINDOW:
         report["copy_window"] = copy_window
+    if echo_cover != DEFAULT_ECHO_COVER:
+        report["echo_cover"] = echo_cover
     for spec in specs:
         sessions = load_set(spec, limit)
         for s in sessions:
@@ -420,7 +425,7 @@ def evaluate(
                 s.audio = band_limit(s.audio, band)
             if codec is not None:
                 s.audio = vorbis_roundtrip(s.audio, codec)
-        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window)
+        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window, echo_cover)
         entry = score(sessions, decoded)
         if transcripts is not None:
             transcripts += [transcript_row(spec, s, d) for s, d in zip(sessions, decoded, strict=True)]
@@ -505,6 +510,9 @@ def markdown(report: dict[str, Any]) -> str:
     if "copy_window" in report:
         window = report["copy_window"]
         head += f", cross-channel copies dropped within {window:g} s" if window else ", cross-channel copies kept"
+    if "echo_cover" in report:
+        cover = report["echo_cover"]
+        head += f", echoes dropped at {cover:g} of their letters" if cover else ", echoes kept"
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -633,6 +641,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--copy-window", type=float, default=DEFAULT_COPY_WINDOW, metavar="SECONDS",
                    help="drop cross-channel copies of words within this many seconds (the turn assembler's "
                    f"copy_window, as the service does: {DEFAULT_COPY_WINDOW:g}; 0: keep them)")  # fmt: skip
+    p.add_argument("--echo-cover", type=float, default=DEFAULT_ECHO_COVER, metavar="SHARE",
+                   help="drop a turn inside an open turn on the other channel when this share of its letters echoes "
+                   f"that turn's words (the turn assembler's echo_cover, as the service does: {DEFAULT_ECHO_COVER:g}; "
+                   "0: keep them)")  # fmt: skip
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument(
@@ -658,13 +670,18 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--gain must be positive, got {a.gain}")
     if a.copy_window < 0:
         p.error(f"--copy-window must not be negative, got {a.copy_window}")
+    if not 0 <= a.echo_cover <= 1:
+        p.error(f"--echo-cover is a share in [0, 1], got {a.echo_cover}")
     if a.codec is not None and not 0 <= a.codec <= 1:
         p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
     if a.band is not None and not 1000 <= a.band <= 16000:
         p.error(f"--band must be a sample rate in 1000-16000 Hz, got {a.band}")
     probes = a.gain != 1.0 or a.codec is not None or a.noise is not None or a.band is not None
-    if (probes or a.copy_window != DEFAULT_COPY_WINDOW) and (a.sweep or a.sweep_labels):
-        p.error("--noise, --gain, --band, --codec and --copy-window apply to an evaluation, not to a sweep")
+    assembly = a.copy_window != DEFAULT_COPY_WINDOW or a.echo_cover != DEFAULT_ECHO_COVER
+    if (probes or assembly) and (a.sweep or a.sweep_labels):
+        p.error(
+            "--noise, --gain, --band, --codec, --copy-window and --echo-cover apply to an evaluation, not to a sweep"
+        )
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -686,7 +703,7 @@ def main(argv: list[str] | None = None) -> None:
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
                       count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec,
-                      noise=a.noise, copy_window=a.copy_window, band=a.band)  # fmt: skip
+                      noise=a.noise, copy_window=a.copy_window, band=a.band, echo_cover=a.echo_cover)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

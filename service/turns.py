@@ -14,6 +14,7 @@ model nor torch and the client SDK can reuse it.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ EOT = "<eot>"  # end of a turn
 FRAME_SECONDS = 0.04  # encoder frame: a token at time t covers [t, t + 0.04)
 DEFAULT_MAX_TURN_SECONDS = 30.0  # longer turns are closed at a word boundary and a new one opened
 DEFAULT_COPY_WINDOW = 0.3  # seconds: cross-channel copies of a word this close are dropped (TurnAssembler)
+DEFAULT_ECHO_COVER = 0.6  # share of a contained turn's letters echoing its container that drops it (TurnAssembler)
+ECHO_LEAD = 0.1  # seconds: a container may start this much after the turn it contains
+ECHO_MARGIN = 0.3  # the container's words compared: the turn's span widened by this share of the container's length
 
 
 class TokenEventLike(Protocol):
@@ -117,6 +121,7 @@ class _OpenTurn:
     current: _Word | None = None  # word being spelled
     turn_id: str | None = None  # given when the first character arrives
     last_partial: str = ""  # text of the last partial sent
+    container: _OpenTurn | None = None  # open on another channel when this one opened, and started before it
 
     def has_text(self) -> bool:
         return bool(self.words) or self.current is not None
@@ -154,6 +159,13 @@ class TurnAssembler:
       text grew since the last one for the turn.
     - ``spell`` (the recognizer's :meth:`~model.recognizer.Recognizer.spell`: lexicon repair of misspelled
       words) maps each word as it completes, before any partial or final shows it.
+    - ``echo_cover`` (0: off) drops echoes, the separator's other leakage: a turn that opens while a turn on
+      another channel is open (its container: started before it, or at most ``ECHO_LEAD`` after) and closes
+      while that one is still open, and whose letters are at least this share found, in order, in the
+      container's words around it (within ``ECHO_MARGIN`` of the container's length so far; difflib's matching
+      blocks), is the same speech heard again: it gets no final. So that no partial is left without its final,
+      such a turn shows no partials while its container is open (a real interjection shows its words when it
+      closes, or when the container closes first); finals stay the same whenever partials are asked for.
     - ``copy_window`` (seconds; 0: off) drops cross-channel copies, the separator's leakage: when a turn closes,
       each of its words that has the same text as a word of a turn on another channel (open, or closed and
       overlapping it) with centres less than ``copy_window`` apart is a copy; of the two turns, the one with the
@@ -169,10 +181,14 @@ class TurnAssembler:
         frame_seconds: float = FRAME_SECONDS,
         spell: Callable[[str], str] | None = None,
         copy_window: float = DEFAULT_COPY_WINDOW,
+        echo_cover: float = DEFAULT_ECHO_COVER,
     ) -> None:
         assert max_turn_seconds > 0, f"max_turn_seconds must be positive, got {max_turn_seconds}"
         assert copy_window >= 0, f"copy_window must not be negative, got {copy_window}"
+        assert 0 <= echo_cover <= 1, f"echo_cover is a share, got {echo_cover}"
         self.copy_window = copy_window
+        self.echo_cover = echo_cover
+        self.echoes_dropped = 0  # turns dropped as echoes so far
         self._closed: list[_ClosedTurn] = []  # recent final turns (for copy_window), oldest first
         self.labeller: SpeakerLabeller = labeller or ChannelLabeller()
         self.spell = spell
@@ -189,7 +205,7 @@ class TurnAssembler:
         for e in events:
             if e.token == SOT:
                 self._close(e.channel, finals)
-                self._open[e.channel] = _OpenTurn(e.channel, e.time)
+                self._open[e.channel] = self._new_turn(e.channel, e.time)
             elif e.token == EOT:
                 self._close(e.channel, finals, end=e.time)
             elif e.token.startswith("<") and e.token.endswith(">"):
@@ -210,7 +226,7 @@ class TurnAssembler:
                 self._complete(turn)
             return
         if turn is None:
-            turn = self._open[channel] = _OpenTurn(channel, time)
+            turn = self._open[channel] = self._new_turn(channel, time)
         elif time - turn.start >= self.max_turn_seconds:
             turn = self._split(turn, time, finals)
         if turn.current is None:
@@ -222,6 +238,30 @@ class TurnAssembler:
         turn.current.end = time + self.frame_seconds
         if logprob is not None:
             turn.current.logprobs.append(logprob)
+
+    def _new_turn(self, channel: int, start: float) -> _OpenTurn:
+        """A turn opening on ``channel``, with its container when it has one (see ``echo_cover``)."""
+        holders = [o for o in self._open.values() if o.channel != channel and o.start <= start + ECHO_LEAD]
+        return _OpenTurn(channel, start, container=min(holders, key=lambda o: o.start, default=None))
+
+    def _contained(self, turn: _OpenTurn) -> bool:
+        """Whether ``turn``'s container is still open (then its partials wait)."""
+        c = turn.container
+        return c is not None and self.echo_cover > 0 and self._open.get(c.channel) is c
+
+    def _is_echo(self, turn: _OpenTurn, end: float) -> bool:
+        """Whether the closing ``turn`` (its container still open) repeats its container's words around it."""
+        c = turn.container
+        assert c is not None
+        mine = " ".join(w.text for w in turn.words)
+        letters = len(mine.replace(" ", ""))
+        margin = ECHO_MARGIN * max(end - c.start, 0.0)
+        theirs = c.words + ([c.current] if c.current is not None else [])
+        near = " ".join(w.text for w in theirs if turn.start - margin <= w.centre <= end + margin)
+        if not letters or not near:
+            return False
+        matched = sum(b.size for b in difflib.SequenceMatcher(None, mine, near, autojunk=False).get_matching_blocks())
+        return matched / letters >= self.echo_cover
 
     def _complete(self, turn: _OpenTurn) -> None:
         """The word being spelled is complete: (repaired by ``spell``) it joins the turn's words."""
@@ -254,6 +294,9 @@ class TurnAssembler:
         assert turn.turn_id is not None, "a turn with words has a turn_id"
         last = turn.words[-1].end
         end = max(end, last) if end is not None else last
+        if self._contained(turn) and self._is_echo(turn, end):
+            self.echoes_dropped += 1  # it showed no partial (``partials``): nothing waits for its final
+            return
         if self.copy_window > 0:
             self._mark_copies(turn, end)
             if not turn.shown():  # only copies: kept whole (a partial may have shown it; it gets its final)
@@ -306,7 +349,7 @@ class TurnAssembler:
             turn = self._open[channel]
             words = turn.shown()
             text = " ".join(w.text for w in words)
-            if not text or text == turn.last_partial or turn.turn_id is None:
+            if not text or text == turn.last_partial or turn.turn_id is None or self._contained(turn):
                 continue
             turn.last_partial = text
             probe = Turn(turn_id=turn.turn_id, channel=channel, speaker="", start=round(turn.start, 3),
@@ -318,9 +361,10 @@ class TurnAssembler:
     def finalize(self) -> list[Turn]:
         """Close every open turn now (ending at its last word); returns them ordered by start."""
         finals: list[Turn] = []
-        for channel in sorted(self._open, key=lambda c: (self._open[c].start, c)):
+        # turns inside an open container close first, while it is still open, as they would have mid-stream
+        for channel in sorted(self._open, key=lambda c: (not self._contained(self._open[c]), self._open[c].start, c)):
             self._close(channel, finals)
-        return finals
+        return sorted(finals, key=lambda t: (t.start, t.channel))
 
     @property
     def open_channels(self) -> list[int]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from service.schemas import Turn
-from service.turns import DEFAULT_COPY_WINDOW, ChannelLabeller, OpenSpan, TurnAssembler
+from service.turns import DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER, ChannelLabeller, OpenSpan, TurnAssembler
 
 
 @dataclass(frozen=True)
@@ -208,8 +208,11 @@ def _by_time(*streams: list[Ev]) -> list[Ev]:
     return sorted((e for s in streams for e in s), key=lambda e: e.time)
 
 
-def _assemble(events: list[Ev], copy_window: float, partials: list[tuple[int, str]] | None = None) -> list[Turn]:
-    asm = TurnAssembler(copy_window=copy_window)
+def _assemble(
+    events: list[Ev], copy_window: float, partials: list[tuple[int, str]] | None = None, echo_cover: float = 0.0
+) -> list[Turn]:
+    """Turns of ``events`` pushed one by one (echo removal off unless asked: these turns overlap on purpose)."""
+    asm = TurnAssembler(copy_window=copy_window, echo_cover=echo_cover)
     turns = []
     for e in events:  # one decode step per event
         turns += asm.push([e])
@@ -225,7 +228,7 @@ SPEAKER = spell(0, "alpha beta gamma", 1.0)  # closes at 1.68 s
 def test_cross_channel_copies_are_kept_when_asked() -> None:
     turns = _assemble(_by_time(SPEAKER, spell(1, "beta zeta", 1.24)), copy_window=0.0)
     assert [t.text for t in turns] == ["alpha beta gamma", "beta zeta"]
-    asm = TurnAssembler()  # the default drops them
+    asm = TurnAssembler(echo_cover=0.0)  # the default drops them
     turns = sorted(asm.push(_by_time(SPEAKER, spell(1, "beta zeta", 1.24))), key=lambda t: t.channel)
     assert asm.copy_window == DEFAULT_COPY_WINDOW and [t.text for t in turns] == ["alpha beta gamma", "zeta"]
 
@@ -256,3 +259,50 @@ def test_a_turn_of_copies_only_is_kept_whole() -> None:
     turns = _assemble(_by_time(SPEAKER, spell(1, "beta ", 1.24)), copy_window=0.3, partials=seen)
     assert [t.text for t in turns] == ["alpha beta gamma", "beta"]  # its partial gets a final with its words
     assert (1, "beta") in seen
+
+
+# channel 1 opens inside the open channel-0 turn and repeats its middle, misspelled: the separator's echo
+TALKER_TEXT = "research is to see what everybody else has seen"
+TALKER = spell(0, TALKER_TEXT, 20.0)  # closes at 21.96 s
+ECHO = spell(1, "is to sea what", 20.36)  # closes at 20.96 s, inside TALKER
+
+
+def test_an_echo_inside_an_open_turn_gets_no_final_and_shows_no_partial() -> None:
+    seen: list[tuple[int, str]] = []
+    turns = _assemble(_by_time(TALKER, ECHO), copy_window=0.3, partials=seen, echo_cover=DEFAULT_ECHO_COVER)
+    assert [(t.channel, t.text) for t in turns] == [(0, "research is to see what everybody else has seen")]
+    assert seen and all(channel == 0 for channel, _ in seen)
+    asm = TurnAssembler()  # the service's default drops it too, and counts it
+    assert asm.echo_cover == DEFAULT_ECHO_COVER > 0
+    assert [t.channel for t in asm.push(_by_time(TALKER, ECHO))] == [0] and asm.echoes_dropped == 1
+    # off: the echo is a turn like any other
+    assert len(_assemble(_by_time(TALKER, ECHO), copy_window=0.3, echo_cover=0.0)) == 2
+
+
+def test_an_interjection_inside_an_open_turn_is_kept_and_its_partials_wait_for_its_container() -> None:
+    other = spell(1, "sounds good", 20.36)  # another voice's words: nothing like the talker's
+    seen: list[tuple[int, str]] = []
+    turns = _assemble(_by_time(TALKER, other), copy_window=0.3, partials=seen, echo_cover=DEFAULT_ECHO_COVER)
+    assert [(t.channel, t.text) for t in turns] == [(0, TALKER_TEXT), (1, "sounds good")]
+    assert (1, "sounds") not in seen  # no partial while the container was open: its words came with the final
+    # a turn that outlasts its container shows its partials once the container has closed
+    long = spell(1, "sounds good to me and we can start on monday then", 20.36)  # closes at 22.40 s
+    seen = []
+    turns = _assemble(_by_time(TALKER, long), copy_window=0.3, partials=seen, echo_cover=DEFAULT_ECHO_COVER)
+    assert [t.channel for t in turns] == [0, 1]
+    first = next(i for i, (channel, _) in enumerate(seen) if channel == 1)
+    closed_at = next(i for i, (channel, text) in enumerate(seen) if channel == 0 and text.endswith("has"))
+    assert first > closed_at and seen[-1][0] == 1
+
+
+def test_echo_removal_gives_the_same_finals_whenever_partials_are_asked() -> None:
+    talker = spell(0, TALKER_TEXT, 20.0, eot=False)  # still talking when the stream ends
+    events = _by_time(talker, ECHO, spell(1, "yes is to sea", 21.2, eot=False))
+    asked = _assemble(events, copy_window=0.3, partials=[], echo_cover=DEFAULT_ECHO_COVER)
+    never = _assemble(events, copy_window=0.3, echo_cover=DEFAULT_ECHO_COVER)
+    assert [t.model_dump() for t in asked] == [t.model_dump() for t in never]
+    at_once = TurnAssembler()
+    whole = at_once.push(events) + at_once.finalize()
+    assert sorted(t.text for t in whole) == sorted(t.text for t in never)
+    # the unclosed echo inside the unclosed talker closes first at finalize, as it would have mid-stream
+    assert [t.text for t in never] == [TALKER_TEXT] and at_once.echoes_dropped == 2
