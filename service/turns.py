@@ -249,10 +249,8 @@ class TurnAssembler:
         c = turn.container
         return c is not None and self.echo_cover > 0 and self._open.get(c.channel) is c
 
-    def _is_echo(self, turn: _OpenTurn, end: float) -> bool:
-        """Whether the closing ``turn`` (its container still open) repeats its container's words around it."""
-        c = turn.container
-        assert c is not None
+    def _is_echo(self, turn: _OpenTurn, c: _OpenTurn, end: float) -> bool:
+        """Whether the closing ``turn`` repeats the words of its container ``c`` (still open) around it."""
         mine = " ".join(w.text for w in turn.words)
         letters = len(mine.replace(" ", ""))
         margin = ECHO_MARGIN * max(end - c.start, 0.0)
@@ -288,13 +286,18 @@ class TurnAssembler:
         turn = self._open.pop(channel, None)
         if turn is None:
             return
+        # a closed turn contains nothing any more: drop the references, so no chain of turns outlives them
+        container, turn.container = (turn.container if self._contained(turn) else None), None
+        for o in self._open.values():
+            if o.container is turn:
+                o.container = None
         self._complete(turn)
         if not turn.words:
             return
         assert turn.turn_id is not None, "a turn with words has a turn_id"
         last = turn.words[-1].end
         end = max(end, last) if end is not None else last
-        if self._contained(turn) and self._is_echo(turn, end):
+        if container is not None and self._is_echo(turn, container, end):
             self.echoes_dropped += 1  # it showed no partial (``partials``): nothing waits for its final
             return
         if self.copy_window > 0:

@@ -306,3 +306,18 @@ def test_echo_removal_gives_the_same_finals_whenever_partials_are_asked() -> Non
     assert sorted(t.text for t in whole) == sorted(t.text for t in never)
     # the unclosed echo inside the unclosed talker closes first at finalize, as it would have mid-stream
     assert [t.text for t in never] == [TALKER_TEXT] and at_once.echoes_dropped == 2
+
+
+def test_open_turns_hold_no_chain_of_closed_turns() -> None:
+    """Turns overlapping in turn on the two channels for a long meeting: an open turn refers at most to its
+    container while that is open, never to turns long closed (the memory of a long stream stays flat)."""
+    asm = TurnAssembler()
+    events = []
+    for k in range(200):  # each turn opens inside the other channel's and outlasts it
+        events += spell(k % 2, "we should meet again next week", 1.0 * k, eot=True)
+    for e in sorted(events, key=lambda e: e.time):
+        asm.push([e])
+        for turn in asm._open.values():
+            c = turn.container
+            assert c is None or (asm._open.get(c.channel) is c and c.container is None)
+    assert asm.turns_closed > 150
