@@ -20,7 +20,11 @@ Contract (a small policy class, numpy in, labels out):
 - :meth:`revise` looks again at every turn so far with the whole meeting's evidence (what online clustering
   cannot: the early turns were labelled before the speakers' centroids had formed). It merges the most similar
   pair of speakers while their centroids' cosine is at least ``merge_threshold`` and no turn of one overlaps a
-  turn of the other, and moves each turn to its nearest centroid that no overlapping turn holds; a few rounds.
+  turn of the other; merges a small speaker (at most ``recolor_share`` of the meeting's labelled seconds) into
+  the closest speaker it overlaps when their cosine is at least ``recolor_threshold``; and labels every turn
+  again jointly: the labelling that maximises the seconds-weighted cosine of each turn to its speaker's
+  centroid with no two overlapping turns alike, exact by dynamic programming (the overlap graph of two
+  channels' turns is a forest); a few rounds.
   The new labels keep the old names where they agree (speakers matched by shared seconds), so only the turns
   that really move change label.
 """
@@ -46,6 +50,9 @@ class ClustererConfig:
     max_speakers: int | None = None  # hint: open no more speakers than this (None: no limit)
     max_weight_seconds: float = 10.0  # a turn weighs its seconds in its centroid, at most this much
     merge_threshold: float = 0.4  # revise: merge two never-overlapping speakers whose centroids are this close
+    recolor_share: float = 0.0  # revise: a speaker with at most this share of the labelled seconds may also
+    # merge into one it overlaps, if their centroids are recolor_threshold close (0: never); see _recolor_merge
+    recolor_threshold: float = 0.5
     revise_rounds: int = 3  # revise: rounds of merging and moving turns
     label_prefix: str = "S"  # labels are prefix + 1, 2, ...
 
@@ -58,7 +65,8 @@ class ClustererConfig:
         assert self.max_weight_seconds > 0, self.max_weight_seconds
 
 
-TUNABLE = ("threshold", "merge_threshold", "min_new_seconds")  # the knobs a tuning may store with an embedder
+# the knobs a tuning may store with an embedder
+TUNABLE = ("threshold", "merge_threshold", "min_new_seconds", "recolor_share", "recolor_threshold")
 
 
 def clusterer_config(tuned: dict[str, float] | None = None, **overrides: Any) -> ClustererConfig:
@@ -189,7 +197,8 @@ class OnlineSpeakerClusterer:
         overlaps = _overlap_pairs([(r.start, r.end) for r in recs])
         for _ in range(cfg.revise_rounds):
             labels = _merge(labels, emb, w, overlaps, cfg)
-            moved = _move(labels, emb, w, overlaps)
+            labels = _recolor_merge(labels, emb, w, overlaps, cfg)
+            moved = _assign(labels, emb, w, overlaps) or _move(labels, emb, w, overlaps)
             if moved == labels:
                 break
             labels = moved
@@ -237,8 +246,96 @@ def _merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[lis
         labels = [keep if x == gone else x for x in labels]
 
 
+def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]],
+                   cfg: ClustererConfig) -> list[str]:  # fmt: skip
+    """Merge a small speaker (at most ``recolor_share`` of the seconds of all turns) into the nearest other speaker
+    it overlaps, if their centroids are at least ``recolor_threshold`` close: every turn is then labelled again jointly
+    (:func:`_assign`), so that turns that overlap still differ. One speaker at a time, the closest pair first.
+    (The case this is for: a third label in a two-speaker meeting, on a turn that overlaps turns of both others,
+    which the merge cannot take because each clashes.)"""
+    labels = list(labels)
+    total = float(w.sum())
+    while cfg.recolor_share > 0 and total > 0:
+        cents = _centroids(labels, emb, w)
+        share = {c: float(sum(w[i] for i, x in enumerate(labels) if x == c)) / total for c in cents}
+        clash = {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
+        pairs = sorted(((float(cents[a] @ cents[b]), a, b) for a in cents for b in cents
+                        if a != b and share[a] <= cfg.recolor_share and (a, b) in clash), reverse=True)  # fmt: skip
+        for cos, gone, keep in pairs:
+            if cos < cfg.recolor_threshold:
+                return labels
+            merged = [keep if x == gone else x for x in labels]
+            relabelled = _assign(merged, emb, w, overlaps)
+            if relabelled is not None:
+                labels = relabelled
+                break
+        else:
+            return labels
+    return labels
+
+
+def _assign(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]]) -> list[str] | None:
+    """The labels (among those in ``labels``) that maximise the weighted cosine of each turn to its speaker's
+    centroid with no two overlapping turns alike; exact, by dynamic programming over the overlap graph, which
+    is a forest when at most two turns are open at any time (one per channel). A turn without audio keeps its
+    label if it can. None when the graph has a cycle or cannot be labelled (a single speaker for two turns that
+    overlap)."""
+    cents = _centroids(labels, emb, w)
+    names = list(cents)
+    c = np.stack([cents[n] for n in names])  # (K, E)
+    gain = w[:, None] * (emb @ c.T)  # (N, K)
+    keep = np.asarray([[1e-6 * (n == x) for n in names] for x in labels])
+    gain = np.where(w[:, None] > 0, gain, keep)
+    out = [""] * len(labels)
+    seen = [False] * len(labels)
+    for root in range(len(labels)):
+        if seen[root]:
+            continue
+        order, parent = [], {root: -1}
+        stack = [root]
+        seen[root] = True
+        while stack:  # depth-first, parents before children
+            i = stack.pop()
+            order.append(i)
+            for j in overlaps[i]:
+                if j == parent[i]:
+                    continue
+                if seen[j]:
+                    return None  # a cycle
+                seen[j] = True
+                parent[j] = i
+                stack.append(j)
+        best: dict[int, np.ndarray] = {}  # node -> (K,) best total gain of its subtree for each of its labels
+        for i in reversed(order):
+            total = gain[i].copy()
+            for j in overlaps[i]:
+                if j != parent[i]:
+                    total += _best_other(best[j])
+            best[i] = total
+        for i in order:  # top-down: each node's best label given its parent's
+            score = best[i].copy()
+            if parent[i] >= 0:
+                score[names.index(out[parent[i]])] = -np.inf
+            k = int(np.argmax(score))
+            if not np.isfinite(score[k]):
+                return None
+            out[i] = names[k]
+    return out
+
+
+def _best_other(total: np.ndarray) -> np.ndarray:
+    """(K,) for each label k, the best of ``total`` over the labels other than k (-inf when there is none)."""
+    if len(total) < 2:
+        return np.full_like(total, -np.inf)
+    top = np.argsort(-total)[:2]
+    out = np.full_like(total, total[top[0]])
+    out[top[0]] = total[top[1]]
+    return out
+
+
 def _move(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]]) -> list[str]:
-    """Each turn with audio, heaviest first, to its nearest centroid that no overlapping turn holds."""
+    """Each turn with audio, heaviest first, to its nearest centroid that no overlapping turn holds (the greedy
+    fallback of :func:`_assign`, for an overlap graph that is not a forest)."""
     cents = _centroids(labels, emb, w)
     labels = list(labels)
     for i in sorted(range(len(labels)), key=lambda k: -w[k]):
