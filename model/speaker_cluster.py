@@ -15,7 +15,8 @@ Contract (a small policy class, numpy in, labels out):
 - Scoring: the cosine to each speaker's centroid (duration-weighted mean of its turns' embeddings); opening a
   new speaker scores ``threshold``. A turn shorter than ``min_new_seconds`` opens a new speaker only when no
   known one is allowed. Once ``max_speakers`` exist, no new one is opened unless the overlap rule leaves no
-  known speaker (the rule wins over the hint).
+  known speaker (the rule wins over the hint); :meth:`revise` then brings them down to the hint where the
+  turns allow it.
 - Labels are "S1", "S2", ... in order of first appearance; :meth:`assign` never changes a given label.
 - :meth:`revise` looks again at every turn so far with the whole meeting's evidence (what online clustering
   cannot: the early turns were labelled before the speakers' centroids had formed). It merges the most similar
@@ -231,7 +232,7 @@ def _merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[lis
            cfg: ClustererConfig) -> list[str]:  # fmt: skip
     """Merge never-overlapping speakers, the closest pair first, while close enough. (More speakers than
     ``max_speakers`` are only ever opened by the overlap rule, so such a speaker overlaps all the others and
-    could never merge: the hint needs no step here.)"""
+    never merges here: :func:`_recolor_merge` takes it.)"""
     labels = list(labels)
     while True:
         cents = _centroids(labels, emb, w)
@@ -252,17 +253,22 @@ def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: 
     it overlaps, if their centroids are at least ``recolor_threshold`` close: every turn is then labelled again jointly
     (:func:`_assign`), so that turns that overlap still differ. One speaker at a time, the closest pair first.
     (The case this is for: a third label in a two-speaker meeting, on a turn that overlaps turns of both others,
-    which the merge cannot take because each clashes.)"""
+    which the merge cannot take because each clashes.) While there are more speakers than ``max_speakers`` (the
+    overlap rule opened them), any speaker merges so, whatever its share and cosine."""
     labels = list(labels)
     total = float(w.sum())
-    while cfg.recolor_share > 0 and total > 0:
+    while total > 0:
         cents = _centroids(labels, emb, w)
+        over = cfg.max_speakers is not None and len(cents) > cfg.max_speakers
+        if cfg.recolor_share <= 0 and not over:
+            return labels
         share = {c: float(sum(w[i] for i, x in enumerate(labels) if x == c)) / total for c in cents}
         clash = {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
         pairs = sorted(((float(cents[a] @ cents[b]), a, b) for a in cents for b in cents
-                        if a != b and share[a] <= cfg.recolor_share and (a, b) in clash), reverse=True)  # fmt: skip
+                        if a != b and (over or (share[a] <= cfg.recolor_share and (a, b) in clash))),
+                       reverse=True)  # fmt: skip
         for cos, gone, keep in pairs:
-            if cos < cfg.recolor_threshold:
+            if cos < cfg.recolor_threshold and not over:
                 return labels
             merged = [keep if x == gone else x for x in labels]
             relabelled = _assign(merged, emb, w, overlaps)

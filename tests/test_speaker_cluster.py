@@ -162,3 +162,27 @@ def test_a_small_extra_speaker_that_overlaps_both_others_merges_only_when_allowe
     # a voice unlike both stays a speaker of its own
     far = np.stack([a, _voice(3), a, b, a])
     assert _recolor_merge(labels, far, w, overlaps, ClustererConfig(recolor_threshold=0.4, recolor_share=0.2)) == labels
+    # the client's max_speakers hint: the overlap rule opened a third speaker, and the revision brings the meeting
+    # back to two whatever the voices
+    hinted = ClustererConfig(max_speakers=2)
+    got = _recolor_merge(labels, far, w, overlaps, hinted)
+    assert len(set(got)) == 2 and all(got[i] != got[j] for i, js in enumerate(overlaps) for j in js), got
+
+
+def test_revise_brings_the_speakers_down_to_the_hint() -> None:
+    """A turn on one channel overlaps two turns of the other, already labelled apart when it closes: the overlap
+    rule gives it a third label even with ``max_speakers=2``; the revision then meets the hint, overlapping turns
+    still apart."""
+    a, b, c = _voice(1), _voice(2), _voice(3)
+    spans = [(0.0, 4.0), (4.5, 7.0), (3.5, 8.0), (9.0, 12.0)]  # in order of closing; the third overlaps the first two
+    voices = [a, b, c, b]
+    for hint, count in ((None, 3), (2, 2)):
+        cl = OnlineSpeakerClusterer(ClustererConfig(threshold=0.5, min_new_seconds=0.0, max_speakers=hint))
+        got: list[str] = []
+        for (start, end), v in zip(spans, voices, strict=True):
+            near = {got[j] for j in range(len(got)) if spans[j][0] < end and start < spans[j][1]}
+            got.append(cl.assign(v, start, end, overlapping=near))
+        assert got == ["S1", "S2", "S3", "S2"], got
+        revised = cl.revise()
+        assert len(set(revised)) == count, revised
+        assert revised[2] not in (revised[0], revised[1]), revised
