@@ -64,6 +64,7 @@ class ClustererConfig:
         )
         assert self.max_speakers is None or self.max_speakers >= 1, f"max_speakers {self.max_speakers}"
         assert self.max_weight_seconds > 0, self.max_weight_seconds
+        assert 0.0 <= self.recolor_share <= 1.0, f"recolor_share is a share of seconds, got {self.recolor_share}"
 
 
 # the knobs a tuning may store with an embedder

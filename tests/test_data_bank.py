@@ -91,6 +91,9 @@ def test_manifest_layout(tiny_bank: Path) -> None:
                 assert r["text"] in sentences, r
         voice_split = {v.voice_id: v.split for v in get_family(family).voices(seed=0)}
         assert all(voice_split[r["voice_id"]] == r["split"] for r in records)
+        # synthesised dev voices first (backchannels included), so dev sets can be made before the train part
+        splits = [r["split"] for r in records]
+        assert "dev" in splits and splits == sorted(splits), splits
 
 
 def test_resume_gives_the_same_bank(tiny_bank: Path, tmp_path: Path) -> None:

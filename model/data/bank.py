@@ -399,7 +399,9 @@ def build_bank(
                     fb.truncate(data.rfind(b"\n") + 1)
         done = {r["utt_id"] for r in read_manifest(manifest)}
         pending += [j for j in jobs if j.utt_id not in done]
-    pending.sort(key=lambda j: (j.kind != "sentence", j.utt_id))
+    # the dev voices' utterances first (so that the dev sets can be made while the train part is still being
+    # synthesised: model.data.devset reads only dev voices), then sentences before backchannels
+    pending.sort(key=lambda j: (j.voice.split != "dev", j.kind != "sentence", j.utt_id))
     t0 = time.monotonic()
     seconds, count = 0.0, 0
     files = {name: open(path, "a", encoding="utf-8") for name, path in manifests.items()}  # noqa: SIM115
