@@ -21,8 +21,9 @@ Contract (a small policy class, numpy in, labels out):
 - :meth:`revise` looks again at every turn so far with the whole meeting's evidence (what online clustering
   cannot: the early turns were labelled before the speakers' centroids had formed). It merges the most similar
   pair of speakers while their centroids' cosine is at least ``merge_threshold`` and no turn of one overlaps a
-  turn of the other; merges a small speaker (at most ``recolor_share`` of the meeting's labelled seconds) into
-  the closest speaker it overlaps when their cosine is at least ``recolor_threshold``; and labels every turn
+  turn of the other; merges a small speaker (at most ``recolor_share`` of the meeting's labelled seconds and
+  ``recolor_ratio`` times the other's) into the closest speaker it overlaps when their cosine is at least
+  ``recolor_threshold``; and labels every turn
   again jointly: the labelling that maximises the seconds-weighted cosine of each turn to its speaker's
   centroid with no two overlapping turns alike, exact by dynamic programming (the overlap graph of two
   channels' turns is a forest); a few rounds.
@@ -54,6 +55,7 @@ class ClustererConfig:
     recolor_share: float = 0.0  # revise: a speaker with at most this share of the labelled seconds may also
     # merge into one it overlaps, if their centroids are recolor_threshold close (0: never); see _recolor_merge
     recolor_threshold: float = 0.5
+    recolor_ratio: float = 1e9  # ... and if it has at most this many times the seconds of the one it merges into
     revise_rounds: int = 3  # revise: rounds of merging and moving turns
     label_prefix: str = "S"  # labels are prefix + 1, 2, ...
 
@@ -68,7 +70,7 @@ class ClustererConfig:
 
 
 # the knobs a tuning may store with an embedder
-TUNABLE = ("threshold", "merge_threshold", "min_new_seconds", "recolor_share", "recolor_threshold")
+TUNABLE = ("threshold", "merge_threshold", "min_new_seconds", "recolor_share", "recolor_threshold", "recolor_ratio")
 
 
 def clusterer_config(tuned: dict[str, float] | None = None, **overrides: Any) -> ClustererConfig:
@@ -250,8 +252,9 @@ def _merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[lis
 
 def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]],
                    cfg: ClustererConfig) -> list[str]:  # fmt: skip
-    """Merge a small speaker (at most ``recolor_share`` of the seconds of all turns) into the nearest other speaker
-    it overlaps, if their centroids are at least ``recolor_threshold`` close: every turn is then labelled again jointly
+    """Merge a small speaker (at most ``recolor_share`` of the seconds of all turns, and at most ``recolor_ratio``
+    times the seconds of the other) into the nearest other speaker it overlaps, if their centroids are at least
+    ``recolor_threshold`` close: every turn is then labelled again jointly
     (:func:`_assign`), so that turns that overlap still differ. One speaker at a time, the closest pair first.
     (The case this is for: a third label in a two-speaker meeting, on a turn that overlaps turns of both others,
     which the merge cannot take because each clashes.) While there are more speakers than ``max_speakers`` (the
@@ -266,7 +269,8 @@ def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: 
         share = {c: float(sum(w[i] for i, x in enumerate(labels) if x == c)) / total for c in cents}
         clash = {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
         pairs = sorted(((float(cents[a] @ cents[b]), a, b) for a in cents for b in cents
-                        if a != b and (over or (share[a] <= cfg.recolor_share and (a, b) in clash))),
+                        if a != b and (over or (share[a] <= cfg.recolor_share and (a, b) in clash
+                                                and share[a] <= cfg.recolor_ratio * share[b]))),
                        reverse=True)  # fmt: skip
         for cos, gone, keep in pairs:
             if cos < cfg.recolor_threshold and not over:

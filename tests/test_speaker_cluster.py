@@ -159,6 +159,9 @@ def test_a_small_extra_speaker_that_overlaps_both_others_merges_only_when_allowe
     assert _recolor_merge(labels, emb, w, overlaps, ClustererConfig(merge_threshold=0.4)) == labels
     got = _recolor_merge(labels, emb, w, overlaps, ClustererConfig(recolor_threshold=0.4, recolor_share=0.2))
     assert len(set(got)) == 2 and got[0] == got[2] == got[4] != got[1] == got[3], got
+    # not when it is more than recolor_ratio times the size of the speaker it would merge into (S2: 7.5 s)
+    strict = ClustererConfig(recolor_threshold=0.4, recolor_share=0.2, recolor_ratio=0.3)
+    assert _recolor_merge(labels, emb, w, overlaps, strict) == labels
     # a voice unlike both stays a speaker of its own
     far = np.stack([a, _voice(3), a, b, a])
     assert _recolor_merge(labels, far, w, overlaps, ClustererConfig(recolor_threshold=0.4, recolor_share=0.2)) == labels
