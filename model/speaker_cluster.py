@@ -23,10 +23,9 @@ Contract (a small policy class, numpy in, labels out):
   pair of speakers while their centroids' cosine is at least ``merge_threshold`` and no turn of one overlaps a
   turn of the other; merges a small speaker (at most ``recolor_share`` of the meeting's labelled seconds and
   ``recolor_ratio`` times the other's) into the closest speaker it overlaps when their cosine is at least
-  ``recolor_threshold``; and labels every turn
-  again jointly: the labelling that maximises the seconds-weighted cosine of each turn to its speaker's
-  centroid with no two overlapping turns alike, exact by dynamic programming (the overlap graph of two
-  channels' turns is a forest); a few rounds.
+  ``recolor_threshold``; and labels every turn again jointly: the labelling that maximises the seconds-weighted
+  cosine of each turn to its speaker's centroid with no two overlapping turns alike, exact by dynamic
+  programming (the overlap graph of two channels' turns is a forest); a few rounds.
   The new labels keep the old names where they agree (speakers matched by shared seconds), so only the turns
   that really move change label.
 """
@@ -223,6 +222,11 @@ def _overlap_pairs(spans: list[tuple[float, float]]) -> list[list[int]]:
     return out
 
 
+def _clashes(labels: list[str], overlaps: list[list[int]]) -> set[tuple[str, str]]:
+    """The pairs of labels (both orders) that some two overlapping turns hold."""
+    return {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
+
+
 def _centroids(labels: list[str], emb: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
     out = {}
     for lab in dict.fromkeys(labels):
@@ -240,7 +244,7 @@ def _merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[lis
     while True:
         cents = _centroids(labels, emb, w)
         names = list(cents)
-        clash = {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
+        clash = _clashes(labels, overlaps)
         pairs = [(float(cents[a] @ cents[b]), a, b) for k, a in enumerate(names) for b in names[k + 1 :]
                  if (a, b) not in clash and (b, a) not in clash]  # fmt: skip
         best = max(pairs, default=None)
@@ -254,8 +258,8 @@ def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: 
                    cfg: ClustererConfig) -> list[str]:  # fmt: skip
     """Merge a small speaker (at most ``recolor_share`` of the seconds of all turns, and at most ``recolor_ratio``
     times the seconds of the other) into the nearest other speaker it overlaps, if their centroids are at least
-    ``recolor_threshold`` close: every turn is then labelled again jointly
-    (:func:`_assign`), so that turns that overlap still differ. One speaker at a time, the closest pair first.
+    ``recolor_threshold`` close: every turn is then labelled again jointly (:func:`_assign`), so that turns that
+    overlap still differ. One speaker at a time, the closest pair first.
     (The case this is for: a third label in a two-speaker meeting, on a turn that overlaps turns of both others,
     which the merge cannot take because each clashes.) While there are more speakers than ``max_speakers`` (the
     overlap rule opened them), any speaker merges so, whatever its share and cosine."""
@@ -267,7 +271,7 @@ def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: 
         if cfg.recolor_share <= 0 and not over:
             return labels
         share = {c: float(sum(w[i] for i, x in enumerate(labels) if x == c)) / total for c in cents}
-        clash = {(labels[i], labels[j]) for i, js in enumerate(overlaps) for j in js}
+        clash = _clashes(labels, overlaps)
         pairs = sorted(((float(cents[a] @ cents[b]), a, b) for a in cents for b in cents
                         if a != b and (over or (share[a] <= cfg.recolor_share and (a, b) in clash
                                                 and share[a] <= cfg.recolor_ratio * share[b]))),
