@@ -174,7 +174,7 @@ def label_sessions(
         result.turns += finals
         # as REST and relabelling WebSocket clients: the end-of-stream revision of the labels
         result.live_turns = result.turns
-        result.turns = relabelled(result.turns, labeller.revise())
+        result.turns = relabelled(result.turns, labeller.relabels(final=True))
         result.cpu_seconds = recording.cpu_seconds + time.process_time() - t0
         results.append(result)
     return results

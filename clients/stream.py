@@ -3,8 +3,8 @@
 A file (anything libsndfile reads) is sent at real-time pace (``--fast``: as fast as the server takes it);
 ``-`` reads raw PCM s16le mono from standard input (16 kHz, or ``--rate``). On a terminal the open turns
 update in place on one status line and each final turn is printed above it; when the output is piped, only
-the final turns are printed, one line each. Speaker labels the server revises at the end of the stream are
-reported on standard error and applied to the ``--output`` transcript.
+the final turns are printed, one line each. Speaker labels the server revises (during the stream and at its end)
+are reported on standard error and applied to the ``--output`` transcript.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     captions.turn(event)
                 elif isinstance(event, RelabelMessage):
                     changes = ", ".join(f"{r.turn_id} -> {r.speaker}" for r in event.turns)
-                    print(f"sts-stream: speaker labels revised at the end: {changes}", file=err)
+                    print(f"sts-stream: speaker labels revised: {changes}", file=err)
                 elif isinstance(event, ErrorMessage):
                     error = event
                 elif isinstance(event, EndMessage):

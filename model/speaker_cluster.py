@@ -1,4 +1,4 @@
-"""Online speaker clustering: each final turn joins a known speaker or opens a new one; revised at the end.
+"""Online speaker clustering: each final turn joins a known speaker or opens a new one; revised as it goes.
 
 Contract (a small policy class, numpy in, labels out):
 
@@ -17,7 +17,8 @@ Contract (a small policy class, numpy in, labels out):
   known one is allowed. Once ``max_speakers`` exist, no new one is opened unless the overlap rule leaves no
   known speaker (the rule wins over the hint); :meth:`revise` then brings them down to the hint where the
   turns allow it.
-- Labels are "S1", "S2", ... in order of first appearance; :meth:`assign` never changes a given label.
+- Labels are "S1", "S2", ... in order of first appearance; :meth:`assign` never changes a given label (only
+  :meth:`adopt` does).
 - :meth:`revise` looks again at every turn so far with the whole meeting's evidence (what online clustering
   cannot: the early turns were labelled before the speakers' centroids had formed). It merges the most similar
   pair of speakers while their centroids' cosine is at least ``merge_threshold`` and no turn of one overlaps a
@@ -27,18 +28,24 @@ Contract (a small policy class, numpy in, labels out):
   cosine of each turn to its speaker's centroid with no two overlapping turns alike, exact by dynamic
   programming (the overlap graph of two channels' turns is a forest); a few rounds.
   The new labels keep the old names where they agree (speakers matched by shared seconds), so only the turns
-  that really move change label.
+  that really move change label. ``revise(live=True)`` is the same with ``live_merge_threshold`` for the first
+  merge: the revision the service runs after every final turn and keeps with :meth:`adopt` (``live_revise``).
+- :meth:`adopt` takes revised labels as the turns' labels from then on: the speakers are rebuilt from their
+  turns, so later turns are assigned against the revised speakers (without it, a spurious speaker that only the
+  end revision would merge keeps drawing turns for the rest of a long meeting). A merge is never undone, hence
+  the stricter live threshold. A label that a revision leaves without turns is never given again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 NEW = ""  # stands for "a new speaker" among the candidates
+PIN = 1e6  # _assign: the cost of moving a pinned turn (larger than any sum of weighted cosines)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class ClustererConfig:
     # merge into one it overlaps, if their centroids are recolor_threshold close (0: never); see _recolor_merge
     recolor_threshold: float = 0.5
     recolor_ratio: float = 1e9  # ... and if it has at most this many times the seconds of the one it merges into
+    live_revise: bool = True  # revise after every final turn and keep the result (see OnlineSpeakerClusterer)
+    live_merge_threshold: float = 0.4  # ... merging never-overlapping speakers there only this close (a merge
+    # is never undone, and early centroids are noisy)
+    live_recolor_threshold: float = 0.6  # ... and a small speaker into one it overlaps only this close
     revise_rounds: int = 3  # revise: rounds of merging and moving turns
     label_prefix: str = "S"  # labels are prefix + 1, 2, ...
 
@@ -69,14 +80,24 @@ class ClustererConfig:
 
 
 # the knobs a tuning may store with an embedder
-TUNABLE = ("threshold", "merge_threshold", "min_new_seconds", "recolor_share", "recolor_threshold", "recolor_ratio")
+TUNABLE = (
+    "threshold",
+    "merge_threshold",
+    "min_new_seconds",
+    "recolor_share",
+    "recolor_threshold",
+    "recolor_ratio",
+    "live_merge_threshold",
+    "live_recolor_threshold",
+    "live_revise",
+)
 
 
 def clusterer_config(tuned: dict[str, float] | None = None, **overrides: Any) -> ClustererConfig:
     """The clustering policy for an embedder: the defaults, then the thresholds tuned for its embeddings
     (``embedder.info.clustering``: the cosine scale differs from one projection to another), then ``overrides``
     (e.g. the client's ``max_speakers``)."""
-    known = {k: float(v) for k, v in (tuned or {}).items() if k in TUNABLE}
+    known = {k: (bool(v) if k == "live_revise" else float(v)) for k, v in (tuned or {}).items() if k in TUNABLE}
     return ClustererConfig(**{**known, **overrides})
 
 
@@ -113,10 +134,16 @@ class OnlineSpeakerClusterer:
     config: ClustererConfig = field(default_factory=ClustererConfig)
     speakers: list[Speaker] = field(default_factory=list)
     turns: list[TurnRecord] = field(default_factory=list)  # every assigned turn, in order
+    opened: int = 0  # speakers ever opened: the next new one is prefix + (opened + 1), so no label is reused
 
     @property
     def labels(self) -> list[str]:
         return [s.label for s in self.speakers]
+
+    @property
+    def next_label(self) -> str:
+        """The label a new speaker would get."""
+        return f"{self.config.label_prefix}{self.opened + 1}"
 
     def scores(self, embedding: np.ndarray) -> dict[str, float]:
         """Cosine of ``embedding`` to every speaker's centroid."""
@@ -172,7 +199,8 @@ class OnlineSpeakerClusterer:
         e = _unit(embedding)
         w = max(min(seconds, self.config.max_weight_seconds), 0.05)
         if not label:
-            label = f"{self.config.label_prefix}{len(self.speakers) + 1}"
+            label = self.next_label
+            self.opened += 1
             self.speakers.append(Speaker(label, np.zeros_like(e)))
         spk = next(s for s in self.speakers if s.label == label)
         spk.total = spk.total + w * e
@@ -187,21 +215,44 @@ class OnlineSpeakerClusterer:
         assert label in self.labels, f"unknown speaker {label!r}"
         self.turns.append(TurnRecord(start, end, np.zeros_like(self.speakers[0].total), 0.0, label))
 
-    def revise(self) -> list[str]:
+    def adopt(self, labels: list[str]) -> None:
+        """Take ``labels`` (one per turn, in order, as :meth:`revise` returns them) as the turns' labels from now
+        on: the speakers are rebuilt from their turns, a speaker left without turns is gone (its label is never
+        given again), and later turns are assigned to the rebuilt speakers."""
+        assert len(labels) == len(self.turns), (len(labels), len(self.turns))
+        known = {s.label for s in self.speakers}
+        assert set(labels) <= known, f"unknown labels {set(labels) - known}"
+        self.turns = [replace(r, label=lab) for r, lab in zip(self.turns, labels, strict=True)]
+        rebuilt = {lab: Speaker(lab, np.zeros_like(s.total)) for s in self.speakers if (lab := s.label) in set(labels)}
+        for r in self.turns:
+            spk = rebuilt[r.label]
+            spk.total = spk.total + r.weight * r.embedding
+            spk.seconds += r.weight
+            spk.turns += 1
+        self.speakers = list(rebuilt.values())
+
+    def revise(self, live: bool = False, pinned: Collection[int] = ()) -> list[str]:
         """Labels of every assigned or noted turn (in order) after looking again at the whole meeting (see the module
-        docstring). Pure: the online state is unchanged."""
+        docstring). Pure: the online state is unchanged. ``live``: a revision during the stream, which merges
+        never-overlapping speakers only at ``live_merge_threshold`` (and small speakers at
+        ``live_recolor_threshold``). ``pinned``: indices of turns that are never moved to another speaker (only
+        renamed with their speaker when it merges): during the stream, the turns that overlap a turn still open,
+        with which they were labelled jointly; the revision cannot see the open turn, and moving them could hand
+        it a label it must then avoid."""
         recs = self.turns
         labels = [r.label for r in recs]
         if len(recs) < 2:
             return labels
         cfg = self.config
+        if live:
+            cfg = replace(cfg, merge_threshold=cfg.live_merge_threshold, recolor_threshold=cfg.live_recolor_threshold)
         emb = np.stack([r.embedding for r in recs])
         w = np.asarray([r.weight for r in recs])
         overlaps = _overlap_pairs([(r.start, r.end) for r in recs])
         for _ in range(cfg.revise_rounds):
             labels = _merge(labels, emb, w, overlaps, cfg)
-            labels = _recolor_merge(labels, emb, w, overlaps, cfg)
-            moved = _assign(labels, emb, w, overlaps) or _move(labels, emb, w, overlaps)
+            labels = _recolor_merge(labels, emb, w, overlaps, cfg, pinned)
+            moved = _assign(labels, emb, w, overlaps, pinned) or _move(labels, emb, w, overlaps, pinned)
             if moved == labels:
                 break
             labels = moved
@@ -255,7 +306,7 @@ def _merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[lis
 
 
 def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]],
-                   cfg: ClustererConfig) -> list[str]:  # fmt: skip
+                   cfg: ClustererConfig, pinned: Collection[int] = ()) -> list[str]:  # fmt: skip
     """Merge a small speaker (at most ``recolor_share`` of the seconds of all turns, and at most ``recolor_ratio``
     times the seconds of the other) into the nearest other speaker it overlaps, if their centroids are at least
     ``recolor_threshold`` close: every turn is then labelled again jointly (:func:`_assign`), so that turns that
@@ -280,7 +331,7 @@ def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: 
             if cos < cfg.recolor_threshold and not over:
                 return labels
             merged = [keep if x == gone else x for x in labels]
-            relabelled = _assign(merged, emb, w, overlaps)
+            relabelled = _assign(merged, emb, w, overlaps, pinned)
             if relabelled is not None:
                 labels = relabelled
                 break
@@ -289,18 +340,21 @@ def _recolor_merge(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: 
     return labels
 
 
-def _assign(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]]) -> list[str] | None:
+def _assign(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]],
+            pinned: Collection[int] = ()) -> list[str] | None:  # fmt: skip
     """The labels (among those in ``labels``) that maximise the weighted cosine of each turn to its speaker's
     centroid with no two overlapping turns alike; exact, by dynamic programming over the overlap graph, which
     is a forest when at most two turns are open at any time (one per channel). A turn without audio keeps its
-    label if it can. None when the graph has a cycle or cannot be labelled (a single speaker for two turns that
-    overlap)."""
+    label if it can, and so does a ``pinned`` turn. None when the graph has a cycle or cannot be labelled (a
+    single speaker for two turns that overlap)."""
     cents = _centroids(labels, emb, w)
     names = list(cents)
     c = np.stack([cents[n] for n in names])  # (K, E)
     gain = w[:, None] * (emb @ c.T)  # (N, K)
     keep = np.asarray([[1e-6 * (n == x) for n in names] for x in labels])
     gain = np.where(w[:, None] > 0, gain, keep)
+    for i in pinned:  # keeping its label outweighs anything else
+        gain[i] = np.where(np.asarray(names) == labels[i], 0.0, -PIN)
     out = [""] * len(labels)
     seen = [False] * len(labels)
     for root in range(len(labels)):
@@ -348,13 +402,14 @@ def _best_other(total: np.ndarray) -> np.ndarray:
     return out
 
 
-def _move(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]]) -> list[str]:
+def _move(labels: list[str], emb: np.ndarray, w: np.ndarray, overlaps: list[list[int]],
+          pinned: Collection[int] = ()) -> list[str]:  # fmt: skip
     """Each turn with audio, heaviest first, to its nearest centroid that no overlapping turn holds (the greedy
     fallback of :func:`_assign`, for an overlap graph that is not a forest)."""
     cents = _centroids(labels, emb, w)
     labels = list(labels)
     for i in sorted(range(len(labels)), key=lambda k: -w[k]):
-        if w[i] <= 0:
+        if w[i] <= 0 or i in pinned:
             continue
         banned = {labels[j] for j in overlaps[i]}
         allowed = [c for c in cents if c not in banned]

@@ -91,13 +91,23 @@ def label_online(session: Session, config: ClustererConfig, emb: SessionEmbeddin
     """Our labels of every reference turn (see the module docstring): as given live, and as revised at the end."""
     turns = session.turns
     clusterer = OnlineSpeakerClusterer(config)
-    labels: list[str | None] = [None] * len(turns)
+    labels: list[str | None] = [None] * len(turns)  # as given at each turn's close
+    now: list[str | None] = [None] * len(turns)  # as they stand (revisions during the stream kept)
     order = labelling_order(session)
+    done: list[int] = []
     for i in order:
         t = turns[i]
-        overlapping = {labels[j] for j, o in enumerate(turns) if labels[j] and o.start < t.end and o.end > t.start}
+        overlapping = {now[j] for j, o in enumerate(turns) if now[j] and o.start < t.end and o.end > t.start}
         rival, rival_seconds = emb.rivals[i]
-        labels[i] = clusterer.assign(emb.turns[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
+        clusterer.assign(emb.turns[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
+        done.append(i)
+        if config.live_revise:  # as service.speakers.VoiceLabeller: turns overlapping an open one stay put
+            since = min((o.start for j, o in enumerate(turns) if j not in done and o.start < t.end), default=np.inf)
+            pinned = [k for k, j in enumerate(done) if turns[j].end > since]
+            clusterer.adopt(clusterer.revise(live=True, pinned=pinned))
+        for j, r in zip(done, clusterer.turns, strict=True):
+            now[j] = r.label
+        labels[i] = now[i]
     revised: list[str] = [""] * len(turns)
     for i, lab in zip(order, clusterer.revise(), strict=True):
         revised[i] = lab

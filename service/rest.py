@@ -329,5 +329,5 @@ async def _collect(get: Callable[[], Awaitable[Any]], assembler: TurnAssembler, 
         else:
             assembler.partials()  # as the WebSocket path does (provisional labels; finals never depend on them)
         if out.done:
-            finals[:] = relabelled(finals, assembler.labeller.revise())
+            finals[:] = relabelled(finals, assembler.labeller.relabels(final=True))
             return

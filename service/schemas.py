@@ -67,8 +67,8 @@ class StartMessage(_Model):
     max_speakers: int | None = Field(default=None, ge=1, le=64, description="hint: at most this many speakers")
     relabel: bool = Field(
         default=False,
-        description="before end, send a relabel message with the final turns whose speaker label the end-of-stream "
-        "revision changed (protocol notes: v1.1)",
+        description="send relabel messages with the final turns whose speaker label a revision changed, during the "
+        "stream and before end (protocol notes: v1.1, v1.2)",
     )
 
 
@@ -139,8 +139,9 @@ class Relabel(_Model):
 
 
 class RelabelMessage(_Model):
-    """Sent once, just before ``end`` and only to a client that asked for it (``"relabel": true`` in start): the
-    final turns whose speaker label changed when the labels were revised with the whole meeting's evidence."""
+    """Sent only to a client that asked for it (``"relabel": true`` in start): final turns already sent whose
+    speaker label a revision changed since it was last given. During the stream after a revision, and once more just
+    before ``end`` if the end-of-stream revision changed anything (protocol notes: v1.2)."""
 
     type: Literal["relabel"] = "relabel"
     turns: list[Relabel]

@@ -18,10 +18,13 @@ so :class:`VoiceLabeller` labels turns by their voice instead:
   partials were asked for, and the same audio must get the same labels over WebSocket and REST).
 - Partials (turns without words, as the assembler's ``partials`` builds them) get a provisional label: the
   speaker the turn's audio so far is closest to, committing nothing.
-- At the end of the stream, :meth:`VoiceLabeller.revise` says which final turns change label when the whole
-  meeting is looked at again (``OnlineSpeakerClusterer.revise``); REST applies it, WebSocket clients that ask
-  get it as a ``relabel`` message. For that the labeller keeps one small record per final turn (its times,
-  embedding and label; a stream's length is capped by the service).
+- After each final turn the labels of the meeting so far are revised and kept (``OnlineSpeakerClusterer.revise``
+  with ``live=True``, then ``adopt``; unless the config's ``live_revise`` is off), so the turn is given the label
+  of that revision, and later turns are labelled against the revised speakers; at the end of the stream they
+  are revised once more with the whole meeting. :meth:`VoiceLabeller.relabels` says which final turns changed
+  label since it was given; REST applies them, WebSocket clients that ask get them as ``relabel`` messages. For
+  that the labeller keeps one small record per final turn (its times, embedding and label; a stream's length is
+  capped by the service).
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class VoiceLabeller:
         self._finals: dict[str, _Span] = {}  # turn_id -> final turn (the recent ones)
         self._open: dict[str, _Span] = {}  # turn_id -> open turn, from its partials
         self._turn_ids: list[str] = []  # turn_id of every final turn, in the clusterer's order (its ``turns``)
+        self._given: dict[str, str] = {}  # turn_id -> the label last given for it (at its close or in relabels)
 
     # -- audio ----------------------------------------------------------------------------------------
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
@@ -150,7 +154,7 @@ class VoiceLabeller:
             guess = self._fallback(overlapping)
         else:
             guess = self.clusterer.peek(self.embedder.embed(audio), turn.start, turn.end, overlapping)
-        label = guess or f"{self.clusterer.config.label_prefix}{len(self.clusterer.speakers) + 1}"
+        label = guess or self.clusterer.next_label
         self._open[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
         return label
 
@@ -175,14 +179,35 @@ class VoiceLabeller:
             )
         self._finals[turn.turn_id] = _Span(turn.channel, turn.start, turn.end, label)
         self._turn_ids.append(turn.turn_id)
+        if self.clusterer.config.live_revise:
+            # the final turns that overlap a turn still open were labelled jointly with it: they stay put
+            since = min((o.start for o in open_turns), default=np.inf)
+            held = self._finals
+            pinned = [i for i, tid in enumerate(self._turn_ids) if tid in held and held[tid].end > since]
+            self._adopt(self.clusterer.revise(live=True, pinned=pinned))
+            label = self.clusterer.turns[-1].label
+        self._given[turn.turn_id] = label
         self._forget(turn.end)
         return label
 
-    def revise(self) -> dict[str, str]:
-        """The final turns whose label the clusterer's revision changes (turn_id -> new label)."""
-        given = [r.label for r in self.clusterer.turns]
-        revised = self.clusterer.revise()
-        return {tid: new for tid, old, new in zip(self._turn_ids, given, revised, strict=True) if new != old}
+    def relabels(self, final: bool = False) -> dict[str, str]:
+        """The final turns whose label changed since it was last given (turn_id -> label now), each change given
+        once; ``final``: the stream has ended, so first revise with the whole meeting (``revise``, kept)."""
+        if final:
+            self._adopt(self.clusterer.revise())
+        out = {}
+        for tid, r in zip(self._turn_ids, self.clusterer.turns, strict=True):
+            if self._given.get(tid) != r.label:
+                out[tid] = self._given[tid] = r.label
+        return out
+
+    def _adopt(self, labels: list[str]) -> None:
+        """Keep revised labels (one per clusterer turn) from now on: later turns are labelled against the revised
+        speakers, and the overlap rule sees the new labels."""
+        self.clusterer.adopt(labels)
+        for tid, label in zip(self._turn_ids, labels, strict=True):
+            if tid in self._finals:
+                self._finals[tid].label = label
 
     # -- helpers --------------------------------------------------------------------------------------
     def _rival(self, turn: Turn, open_turns: Sequence[OpenSpan]) -> tuple[np.ndarray | None, float]:

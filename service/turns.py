@@ -68,9 +68,10 @@ class SpeakerLabeller(Protocol):
         same audio gives the same ones, whenever partials are asked for)."""
         ...
 
-    def revise(self) -> dict[str, str]:
-        """End of the stream: the final turns whose label changes when revised with the whole meeting's
-        evidence, turn_id -> new label (empty when nothing changes)."""
+    def relabels(self, final: bool = False) -> dict[str, str]:
+        """The final turns whose label changed since it was last given (at the turn's close or by an earlier
+        call), turn_id -> label now; each change is given once. ``final``: the stream has ended; first revise
+        the labels with the whole meeting's evidence."""
         ...
 
 
@@ -88,7 +89,7 @@ class ChannelLabeller:
     def label(self, turn: Turn, open_turns: Sequence[OpenSpan] = ()) -> str:
         return f"S{turn.channel + 1}"
 
-    def revise(self) -> dict[str, str]:
+    def relabels(self, final: bool = False) -> dict[str, str]:
         return {}
 
 

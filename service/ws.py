@@ -219,14 +219,16 @@ class Connection:
             self._send_turns(assembler.push(out.events))
             if out.finalize or out.done:
                 self._send_turns(assembler.finalize())
-            else:
+            # labels of earlier finals that the labeller revised (at the end: with the whole meeting)
+            changes = assembler.labeller.relabels(final=out.done)
+            if relabel and changes and not self.closing:
+                self.send(RelabelMessage(turns=[Relabel(turn_id=k, speaker=v) for k, v in changes.items()]))
+            if not (out.finalize or out.done):
                 partials = assembler.partials()  # provisional labels; final ones never depend on them
                 if interim and not self.closing:
                     for p in partials:
                         self.send(p)
             if out.done:
-                if relabel and not self.closing and (changes := assembler.labeller.revise()):
-                    self.send(RelabelMessage(turns=[Relabel(turn_id=k, speaker=v) for k, v in changes.items()]))
                 if not self.closing:
                     self.send(EndMessage(duration=round(session.received_seconds, 3), turns=self.turns_sent))
                     self.closing = True

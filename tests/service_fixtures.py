@@ -122,7 +122,34 @@ def relabel_t1(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def revising(*args: Any) -> Any:
         labeller = make_labeller(*args)
-        labeller.revise = lambda: {"t1": "S9"}
+        labeller.relabels = lambda final=False: {"t1": "S9"} if final else {}
+        return labeller
+
+    monkeypatch.setattr("service.ws.make_labeller", revising)
+    monkeypatch.setattr("service.rest.make_labeller", revising)
+
+
+@pytest.fixture
+def relabel_t1_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's labellers, revising during the stream: once turn t1 has been given, the next call moves it
+    to "S8"; the end-of-stream revision then moves it to "S9"."""
+    import service.ws
+
+    make_labeller = service.ws.make_labeller
+
+    def revising(*args: Any) -> Any:
+        labeller = make_labeller(*args)
+        moved: list[str] = []
+
+        def relabels(final: bool = False) -> dict[str, str]:
+            if final:
+                return {"t1": "S9"}
+            if "t1" in labeller._given and not moved:
+                moved.append("t1")
+                return {"t1": "S8"}
+            return {}
+
+        labeller.relabels = relabels
         return labeller
 
     monkeypatch.setattr("service.ws.make_labeller", revising)

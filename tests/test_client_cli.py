@@ -172,7 +172,7 @@ def test_stream_reports_a_relabel_and_writes_it(
     out_file = tmp_path / "live.json"
     status, out, err = _stream([str(meeting_wav), "--url", server.ws, "--fast", "-o", str(out_file)])
     assert status == 0, err
-    assert "speaker labels revised at the end: t1 -> S9" in err
+    assert "speaker labels revised: t1 -> S9" in err
     assert "S9" not in out  # the captions were printed live, before the revision
     turns = Transcript.model_validate_json(out_file.read_text()).turns
     assert next(t for t in turns if t.turn_id == "t1").speaker == "S9"

@@ -57,3 +57,19 @@ def test_relabel_reaches_a_websocket_client_that_asks_and_rest_applies_it(
     assert final_turns(messages) == rest
     plain, _ = asyncio.run(stream_audio(server.ws, meeting_audio[0], speed=30))
     assert "relabel" not in {m["type"] for m in plain}  # v1 clients that do not ask never see one
+
+
+def test_a_revision_during_the_stream_reaches_the_client_at_once(
+    make_server: Any, meeting_audio: Any, meeting_wav: Path, relabel_t1_early: None
+) -> None:
+    """v1.2: a relabel may come any time after the turns it names; the last change of a turn's label counts."""
+    server = make_server()
+    messages, code = asyncio.run(stream_audio(server.ws, meeting_audio[0], speed=30, relabel=True))
+    assert code == 1000
+    relabels = [(i, m["turns"]) for i, m in enumerate(messages) if m["type"] == "relabel"]
+    t1 = next(i for i, m in enumerate(messages) if m["type"] == "turn" and m["turn_id"] == "t1")
+    assert [r for _, r in relabels] == [[{"turn_id": "t1", "speaker": "S8"}], [{"turn_id": "t1", "speaker": "S9"}]]
+    assert t1 < relabels[0][0] < relabels[1][0] == len(messages) - 2  # the first after t1, the last before end
+    rest = turns_of(server, meeting_wav)
+    assert final_turns(messages) == rest
+    assert next(t for t in rest if t["turn_id"] == "t1")["speaker"] == "S9"

@@ -92,6 +92,30 @@ def test_revise_moves_an_early_turn_to_the_speaker_it_turned_out_to_be() -> None
         assert [t.label for t in cl.turns] == got  # revising commits nothing
 
 
+def test_a_pinned_turn_is_not_moved_by_the_revision() -> None:
+    """The early turn of the case above stays with S1 when pinned (a turn labelled jointly with one still open)."""
+    a, b = _voice(1), _voice(2)
+    c = 0.55 * a + np.sqrt(1 - 0.55**2) * b
+    cl = OnlineSpeakerClusterer(ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+    got = [cl.assign(v, s, e) for v, s, e in [(a, 0.0, 10.0), (c, 10.5, 11.5), (b, 12.0, 14.0), (b, 15.0, 17.0)]]
+    assert got == ["S1", "S1", "S2", "S2"]
+    assert cl.revise() == ["S1", "S2", "S2", "S2"]
+    assert cl.revise(pinned=[1]) == got
+
+
+def test_adopt_rebuilds_the_speakers_and_never_reuses_a_label() -> None:
+    """After adopting a revision that merged S2 into S1, later turns are scored against the merged speaker, and
+    the next new speaker is S3, not S2 again."""
+    a, b = _voice(1), _voice(2)
+    cl = OnlineSpeakerClusterer(ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+    assert [cl.assign(v, s, e) for v, s, e in [(a, 0.0, 2.0), (_noisy(a, 1, 3.0), 3.0, 5.0)]] == ["S1", "S2"]
+    cl.adopt(["S1", "S1"])
+    assert cl.labels == ["S1"] and [t.label for t in cl.turns] == ["S1", "S1"]
+    assert cl.speakers[0].turns == 2 and cl.speakers[0].seconds == 4.0
+    assert cl.next_label == "S3"
+    assert cl.assign(b, 6.0, 8.0) == "S3"
+
+
 def test_revise_merges_an_over_split_speaker_unless_the_two_overlap() -> None:
     """Two speakers whose centroids are close (cosine 0.45, under the 0.5 threshold that split them, over the
     0.4 merge threshold) are one person, unless one of their turns overlaps one of the other's; a turn noted

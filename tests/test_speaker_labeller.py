@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from model.speaker import SAMPLE_RATE, SpeakerEmbedder, SpeakerFeatureConfig, TrainingInfo, speaker_statistics
 from model.speaker_cluster import ClustererConfig, clusterer_config
 from service.schemas import Turn, Word
 from service.speakers import AudioRing, VoiceLabeller, make_labeller
+from service.turns import OpenSpan
 
 
 def _buzz(f0: float, seconds: float, seed: int) -> np.ndarray:
@@ -94,19 +97,62 @@ class _TableEmbedder:
         return self.table[int(round(float(np.median(samples)) * 10))]
 
 
-def test_revise_reports_only_the_turns_that_change() -> None:
-    """t2 joined S1 while S1 was alone; once S2 has spoken, revising moves t2 to S2 and reports only t2."""
+def _revision_case() -> tuple[np.ndarray, list[tuple[str, float, float, int]], np.ndarray]:
+    """t2 joins S1 while S1 is alone (cosine 0.55 to it); once S2 has spoken, t2 is closer to S2."""
     a, b = np.eye(4)[1], np.eye(4)[2]
     table = np.stack([np.zeros(4), a, 0.55 * a + np.sqrt(1 - 0.55**2) * b, b])
     spans = [("t1", 0.0, 10.0, 1), ("t2", 10.5, 11.5, 2), ("t3", 12.0, 14.0, 3), ("t4", 15.0, 17.0, 3)]
     audio = np.zeros(int(18 * SAMPLE_RATE), np.float32)
     for _, s, e, k in spans:
         audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] = k / 10
-    lab = VoiceLabeller(_TableEmbedder(table), ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+    return table, spans, audio
+
+
+def test_the_end_revision_reports_only_the_turns_that_change() -> None:
+    """Without revisions during the stream: the end-of-stream revision moves t2 to S2 and reports only t2."""
+    table, spans, audio = _revision_case()
+    cfg = ClustererConfig(threshold=0.5, min_new_seconds=0.0, live_revise=False)
+    lab = VoiceLabeller(_TableEmbedder(table), cfg)
     lab.accept_waveform(SAMPLE_RATE, audio)
     assert [lab.label(_turn(t, 0, s, e)) for t, s, e, _ in spans] == ["S1", "S1", "S2", "S2"]
-    assert lab.revise() == {"t2": "S2"}
-    assert lab.label(_turn("t2", 0, 10.5, 11.5)) == "S1"  # what was sent live stays as it was
+    assert lab.relabels() == {}
+    assert lab.relabels(final=True) == {"t2": "S2"}
+    assert lab.relabels(final=True) == {}  # each change is given once
+    assert lab.label(_turn("t2", 0, 10.5, 11.5)) == "S2"  # the label as it stands now
+
+
+def test_revisions_during_the_stream_relabel_earlier_turns_once() -> None:
+    """With revisions during the stream (the default), t2 moves to S2 as soon as S2's turn t3 closes: t3's label
+    comes out revised, t2's change is given once by relabels, and the end of the stream has nothing left."""
+    table, spans, audio = _revision_case()
+    lab = VoiceLabeller(_TableEmbedder(table), ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+    lab.accept_waveform(SAMPLE_RATE, audio)
+    got = []
+    for t, s, e, _ in spans:
+        got.append((lab.label(_turn(t, 0, s, e)), lab.relabels()))
+    assert got == [("S1", {}), ("S1", {}), ("S2", {"t2": "S2"}), ("S2", {})]
+    assert lab.relabels(final=True) == {}
+
+
+def test_the_revision_after_a_turn_keeps_the_turns_that_overlap_an_open_one() -> None:
+    """A final turn that closes while another channel's turn is open was labelled jointly with it: the revision
+    that follows pins it (and any other final turn overlapping the open one), and only those."""
+    table, spans, audio = _revision_case()
+    lab = VoiceLabeller(_TableEmbedder(table), ClustererConfig(threshold=0.5, min_new_seconds=0.0))
+    lab.accept_waveform(SAMPLE_RATE, audio)
+    seen: list[list[int]] = []
+    revise = lab.clusterer.revise
+
+    def spy(live: bool = False, pinned: Any = ()) -> list[str]:
+        seen.append(list(pinned))
+        return revise(live, pinned)
+
+    lab.clusterer.revise = spy  # type: ignore[method-assign]
+    lab.label(_turn("t1", 0, 0.0, 10.0))
+    lab.label(_turn("t2", 1, 10.5, 11.5), [OpenSpan(channel=0, start=11.0)])
+    lab.label(_turn("t3", 1, 12.0, 14.0), [OpenSpan(channel=0, start=11.0)])
+    lab.label(_turn("t4", 0, 11.0, 15.0))
+    assert seen == [[], [1], [1, 2], []]
 
 
 def test_the_thresholds_tuned_for_an_embedder_decide_its_labels() -> None:
@@ -127,6 +173,11 @@ def test_the_thresholds_tuned_for_an_embedder_decide_its_labels() -> None:
         return [lab.label(t) for t in turns]
 
     assert labels({"threshold": 0.3, "min_new_seconds": 0.0}) == ["S1", "S1"]
-    assert labels({"threshold": 0.7, "min_new_seconds": 0.0}) == ["S1", "S2"]
-    assert labels({"threshold": 0.7, "min_new_seconds": 0.0}, max_speakers=1) == ["S1", "S1"]
+    # the revision after each final turn merges never-overlapping speakers at live_merge_threshold (also tuned)
+    apart = {"threshold": 0.7, "min_new_seconds": 0.0, "live_merge_threshold": 0.7}
+    assert labels({"threshold": 0.7, "min_new_seconds": 0.0}) == ["S1", "S1"]
+    assert labels(apart) == ["S1", "S2"]
+    assert labels({"threshold": 0.7, "min_new_seconds": 0.0, "live_revise": 0}) == ["S1", "S2"]
+    assert labels(apart, max_speakers=1) == ["S1", "S1"]
     assert clusterer_config({"threshold": 0.7, "unknown": 1.0}) == ClustererConfig(threshold=0.7)
+    assert clusterer_config({"live_revise": 0.0}).live_revise is False

@@ -153,7 +153,7 @@ function onServerMessage(m) {
     renderTurn(t);
     renderSpeakers();
   } else if (m.type === "relabel") {
-    // the end-of-stream revision of speaker labels: the listed final turns change speaker
+    // a revision of speaker labels (during the stream or at its end): the listed final turns change speaker
     for (const r of m.turns) {
       const t = session.turns.get(r.turn_id);
       if (!t) continue;
