@@ -28,8 +28,9 @@ Contract (a small policy class, numpy in, labels out):
   cosine of each turn to its speaker's centroid with no two overlapping turns alike, exact by dynamic
   programming (the overlap graph of two channels' turns is a forest); a few rounds.
   The new labels keep the old names where they agree (speakers matched by shared seconds), so only the turns
-  that really move change label. ``revise(live=True)`` is the same with ``live_merge_threshold`` for the first
-  merge: the revision the service runs after every final turn and keeps with :meth:`adopt` (``live_revise``).
+  that really move change label. ``revise(live=True)`` is the same with ``live_merge_threshold`` and
+  ``live_recolor_threshold`` for the merges: the revision the service runs after every final turn and keeps with
+  :meth:`adopt` (``live_revise``); turns overlapping a turn still open are ``pinned`` there.
 - :meth:`adopt` takes revised labels as the turns' labels from then on: the speakers are rebuilt from their
   turns, so later turns are assigned against the revised speakers (without it, a spurious speaker that only the
   end revision would merge keeps drawing turns for the rest of a long meeting). A merge is never undone, hence

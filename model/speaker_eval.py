@@ -94,7 +94,7 @@ def label_online(session: Session, config: ClustererConfig, emb: SessionEmbeddin
     labels: list[str | None] = [None] * len(turns)  # as given at each turn's close
     now: list[str | None] = [None] * len(turns)  # as they stand (revisions during the stream kept)
     order = labelling_order(session)
-    done: list[int] = []
+    done: list[int] = []  # in the clusterer's order
     for i in order:
         t = turns[i]
         overlapping = {now[j] for j, o in enumerate(turns) if now[j] and o.start < t.end and o.end > t.start}
@@ -102,7 +102,8 @@ def label_online(session: Session, config: ClustererConfig, emb: SessionEmbeddin
         clusterer.assign(emb.turns[i], t.start, t.end, {x for x in overlapping if x}, rival, rival_seconds)
         done.append(i)
         if config.live_revise:  # as service.speakers.VoiceLabeller: turns overlapping an open one stay put
-            since = min((o.start for j, o in enumerate(turns) if j not in done and o.start < t.end), default=np.inf)
+            closed = set(done)
+            since = min((o.start for j, o in enumerate(turns) if j not in closed and o.start < t.end), default=np.inf)
             pinned = [k for k, j in enumerate(done) if turns[j].end > since]
             clusterer.adopt(clusterer.revise(live=True, pinned=pinned))
         for j, r in zip(done, clusterer.turns, strict=True):

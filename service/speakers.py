@@ -192,7 +192,7 @@ class VoiceLabeller:
 
     def relabels(self, final: bool = False) -> dict[str, str]:
         """The final turns whose label changed since it was last given (turn_id -> label now), each change given
-        once; ``final``: the stream has ended, so first revise with the whole meeting (``revise``, kept)."""
+        once; ``final``: the stream has ended, so first revise the labels with the whole meeting (and keep them)."""
         if final:
             self._adopt(self.clusterer.revise())
         out = {}
