@@ -166,6 +166,43 @@ def test_joint_labelling_is_the_best_labelling_that_keeps_overlapping_turns_apar
         assert _gain(got, emb, w, cents) >= max(_gain(lab, emb, w, cents) for lab in ok) - 1e-9
 
 
+def test_revising_after_every_turn_keeps_the_overlap_rule_and_never_reuses_a_label() -> None:
+    """Random two-channel meetings labelled as the service does (each turn as it closes, then a live revision,
+    kept, with the turns overlapping a still-open turn pinned): after every step no two overlapping turns share a
+    label, a label that a revision emptied never comes back, and the end revision keeps the rule too."""
+    cfg = ClustererConfig(threshold=0.3, merge_threshold=0.2, min_new_seconds=0.0, recolor_share=0.15,
+                          recolor_threshold=0.6, recolor_ratio=0.5)  # fmt: skip
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        spans = _two_channel_turns(rng, 30)
+        emb = [_noisy(_voice(int(rng.integers(3))), 1000 * seed + i, 2.0) for i in range(len(spans))]
+        cl = OnlineSpeakerClusterer(cfg)
+        closed: list[int] = []
+        gone: set[str] = set()
+        for i in sorted(range(len(spans)), key=lambda k: spans[k][1]):
+            start, end = spans[i]
+            labels = {j: t.label for j, t in zip(closed, cl.turns, strict=True)}
+            cl.assign(emb[i], start, end, {labels[j] for j in closed if spans[j][0] < end and spans[j][1] > start})
+            closed.append(i)
+            since = min((spans[j][0] for j in range(len(spans)) if j not in closed and spans[j][0] < end), default=1e9)
+            before = set(cl.labels)
+            cl.adopt(cl.revise(live=True, pinned=[k for k, j in enumerate(closed) if spans[j][1] > since]))
+            gone |= before - set(cl.labels)
+            assert not gone & set(cl.labels), "a label that a revision emptied came back"
+            now = [t.label for t in cl.turns]
+            assert all(
+                now[a] != now[b]
+                for a, b in itertools.combinations(range(len(closed)), 2)
+                if spans[closed[a]][0] < spans[closed[b]][1] and spans[closed[b]][0] < spans[closed[a]][1]
+            )
+        final = cl.revise()
+        assert all(
+            final[a] != final[b]
+            for a, b in itertools.combinations(range(len(closed)), 2)
+            if spans[closed[a]][0] < spans[closed[b]][1] and spans[closed[b]][0] < spans[closed[a]][1]
+        )
+
+
 def _gain(labels: tuple[str, ...] | list[str], emb: np.ndarray, w: np.ndarray, cents: dict[str, np.ndarray]) -> float:
     return sum(w[i] * float(emb[i] @ cents[x]) for i, x in enumerate(labels))
 
