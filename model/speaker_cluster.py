@@ -222,15 +222,22 @@ class OnlineSpeakerClusterer:
         given again), and later turns are assigned to the rebuilt speakers."""
         assert len(labels) == len(self.turns), (len(labels), len(self.turns))
         known = {s.label for s in self.speakers}
-        assert set(labels) <= known, f"unknown labels {set(labels) - known}"
+        used = set(labels)
+        assert used <= known, f"unknown labels {used - known}"
         self.turns = [replace(r, label=lab) for r, lab in zip(self.turns, labels, strict=True)]
-        rebuilt = {lab: Speaker(lab, np.zeros_like(s.total)) for s in self.speakers if (lab := s.label) in set(labels)}
+        rebuilt = {s.label: Speaker(s.label, np.zeros_like(s.total)) for s in self.speakers if s.label in used}
         for r in self.turns:
             spk = rebuilt[r.label]
             spk.total = spk.total + r.weight * r.embedding
             spk.seconds += r.weight
             spk.turns += 1
         self.speakers = list(rebuilt.values())
+
+    def ending_after(self, since: float | None) -> list[int]:
+        """Indices of the turns that end after ``since`` seconds (none for None). During the stream, with
+        ``since`` the start of the earliest turn still open: the turns that overlap it, which :meth:`revise`
+        must pin."""
+        return [] if since is None else [i for i, r in enumerate(self.turns) if r.end > since]
 
     def revise(self, live: bool = False, pinned: Collection[int] = ()) -> list[str]:
         """Labels of every assigned or noted turn (in order) after looking again at the whole meeting (see the module

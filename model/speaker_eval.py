@@ -103,9 +103,8 @@ def label_online(session: Session, config: ClustererConfig, emb: SessionEmbeddin
         done.append(i)
         if config.live_revise:  # as service.speakers.VoiceLabeller: turns overlapping an open one stay put
             closed = set(done)
-            since = min((o.start for j, o in enumerate(turns) if j not in closed and o.start < t.end), default=np.inf)
-            pinned = [k for k, j in enumerate(done) if turns[j].end > since]
-            clusterer.adopt(clusterer.revise(live=True, pinned=pinned))
+            since = min((o.start for j, o in enumerate(turns) if j not in closed and o.start < t.end), default=None)
+            clusterer.adopt(clusterer.revise(live=True, pinned=clusterer.ending_after(since)))
         for j, r in zip(done, clusterer.turns, strict=True):
             now[j] = r.label
         labels[i] = now[i]

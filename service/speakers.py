@@ -181,9 +181,7 @@ class VoiceLabeller:
         self._turn_ids.append(turn.turn_id)
         if self.clusterer.config.live_revise:
             # the final turns that overlap a turn still open were labelled jointly with it: they stay put
-            since = min((o.start for o in open_turns), default=np.inf)
-            held = self._finals
-            pinned = [i for i, tid in enumerate(self._turn_ids) if tid in held and held[tid].end > since]
+            pinned = self.clusterer.ending_after(min((o.start for o in open_turns), default=None))
             self._adopt(self.clusterer.revise(live=True, pinned=pinned))
             label = self.clusterer.turns[-1].label
         self._given[turn.turn_id] = label

@@ -220,8 +220,7 @@ class Connection:
             if out.finalize or out.done:
                 self._send_turns(assembler.finalize())
             # labels of earlier finals that the labeller revised (at the end: with the whole meeting)
-            changes = assembler.labeller.relabels(final=out.done)
-            if relabel and changes and not self.closing:
+            if relabel and not self.closing and (changes := assembler.labeller.relabels(final=out.done)):
                 self.send(RelabelMessage(turns=[Relabel(turn_id=k, speaker=v) for k, v in changes.items()]))
             if not (out.finalize or out.done):
                 partials = assembler.partials()  # provisional labels; final ones never depend on them
