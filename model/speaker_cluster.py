@@ -98,7 +98,8 @@ def clusterer_config(tuned: dict[str, float] | None = None, **overrides: Any) ->
     """The clustering policy for an embedder: the defaults, then the thresholds tuned for its embeddings
     (``embedder.info.clustering``: the cosine scale differs from one projection to another), then ``overrides``
     (e.g. the client's ``max_speakers``)."""
-    known = {k: (bool(v) if k == "live_revise" else float(v)) for k, v in (tuned or {}).items() if k in TUNABLE}
+    # each stored knob as its field's type (the float thresholds, the bool live_revise), as StreamingConfig does
+    known = {k: type(getattr(ClustererConfig, k))(v) for k, v in (tuned or {}).items() if k in TUNABLE}
     return ClustererConfig(**{**known, **overrides})
 
 
