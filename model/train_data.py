@@ -27,7 +27,8 @@ class DataConfig:
     max_overlap: float = 0.4  # largest overlap fraction of speech in multi-speaker sessions
     noise_prob: float = 0.5  # probability of additive noise
     reverb_prob: float = 0.3  # probability of reverberation
-    speed_prob: float = 0.0  # probability that a speaker is played back 0.9-1.1 times as fast (new voices)
+    speed_prob: float = 0.0  # probability that a speaker is played back faster or slower (new voices)
+    speed_range: float = 0.1  # such a speaker's speed factor is drawn in [1 - speed_range, 1 + speed_range]
     eq_prob: float = 0.0  # probability that a speaker's track passes a random equaliser (microphone, line)
     quiet_prob: float = 0.0  # probability of a quiet session (peak 0.01-0.3, log-uniform; else 0.3-0.95)
     codec_prob: float = 0.0  # probability that a session passes a lossy codec (Ogg Vorbis, about 35-60 kbps)
@@ -66,6 +67,7 @@ class SessionSource:
                 max_duration=cfg.max_seconds, max_overlap=cfg.max_overlap, noise_prob=0.0 if clean else cfg.noise_prob,
                 reverb_prob=0.0 if clean else cfg.reverb_prob, split=split,
                 speed_prob=cfg.speed_prob if split == "train" else 0.0,  # dev batches stay comparable across runs
+                speed_range=(1.0 - cfg.speed_range, 1.0 + cfg.speed_range),
                 eq_prob=cfg.eq_prob if split == "train" and not clean else 0.0,
                 quiet_prob=cfg.quiet_prob if split == "train" else 0.0,
                 codec_prob=cfg.codec_prob if split == "train" else 0.0,

@@ -141,14 +141,16 @@ def test_equaliser_colours_each_track_and_keeps_the_layout(bank: Bank) -> None:
 
 
 def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
-    """--data-speed-prob / --data-eq-prob / --data-quiet-prob / --data-codec-prob / --data-floor-prob /
-    --data-band-prob / --data-same-family-prob reach the training simulators; dev batches stay as they were."""
+    """--data-speed-prob (with --data-speed-range) / --data-eq-prob / --data-quiet-prob / --data-codec-prob /
+    --data-floor-prob / --data-band-prob / --data-same-family-prob reach the training simulators; dev batches stay
+    as they were."""
     root = str(bank.root)
     plain = SessionSource(DataConfig(bank=root, clean_until=0, single_until=0, dev_sessions=4))
     perturbed = SessionSource(
         dataclasses.replace(
             plain.cfg,
             speed_prob=1.0,
+            speed_range=0.3,
             eq_prob=1.0,
             quiet_prob=1.0,
             codec_prob=1.0,
@@ -159,6 +161,8 @@ def test_training_source_perturbs_training_sessions_only(bank: Bank) -> None:
     )
     train = perturbed.train_batch(0, range(4))
     assert all(s.meta.get("speeds") and s.meta.get("codec", "").startswith("vorbis") for s in train)
+    speeds = [v for s in train for v in s.meta["speeds"].values()]
+    assert all(0.7 - 1e-3 <= v <= 1.3 + 1e-3 for v in speeds) and any(abs(v - 1) > 0.1 for v in speeds), speeds
     assert all(8000 <= s.meta["band_rate"] <= 12000 for s in train)
     fams = [set(s.meta["families"].values()) for s in train if 2 <= len(s.meta["families"]) <= 3]  # 3 voices a family
     assert fams and all(len(f) == 1 for f in fams)
