@@ -132,14 +132,16 @@ class CausalSubsampling(nn.Module):
 class ResidualBlocks(nn.Module):
     """``B`` causal one-layer LSTM blocks, each adding a projection of its output to its input:
     ``y <- y + W_b LSTM_b(y)``. With ``W_b = 0`` (how :mod:`model.grow` adds them) a block is the identity, so
-    blocks deepen a trained encoder without changing what it computes.
+    blocks deepen a trained encoder without changing what it computes. In training, ``dropout`` zeroes a share
+    of each LSTM output before its projection (the residual path is left whole).
     """
 
-    def __init__(self, d_model: int, blocks: int) -> None:
+    def __init__(self, d_model: int, blocks: int, dropout: float = 0.0) -> None:
         super().__init__()
         assert blocks >= 1, f"at least one block, got {blocks}"
         self.lstms = nn.ModuleList(nn.LSTM(d_model, d_model, batch_first=True) for _ in range(blocks))
         self.projections = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(blocks))
+        self.dropout = nn.Dropout(dropout)
 
     def zero_projections(self) -> None:
         """Make every block the identity (its LSTM keeps its weights)."""
@@ -155,7 +157,7 @@ class ResidualBlocks(nn.Module):
         hs, cs = [], []
         for b, (lstm, proj) in enumerate(zip(self.lstms, self.projections, strict=True)):
             out, (hb, cb) = lstm(y, (h[b : b + 1], c[b : b + 1]))
-            y = y + proj(out)
+            y = y + proj(self.dropout(out))
             hs.append(hb)
             cs.append(cb)
         return y, torch.cat(hs, 0), torch.cat(cs, 0)
@@ -183,9 +185,9 @@ class StsEncoder(nn.Module):
             c, c, num_layers=cfg.channel_layers, batch_first=True, dropout=_between(cfg, cfg.channel_layers)
         )
         if cfg.mixture_blocks:
-            self.mixture_blocks = ResidualBlocks(c, cfg.mixture_blocks)
+            self.mixture_blocks = ResidualBlocks(c, cfg.mixture_blocks, cfg.dropout)
         if cfg.channel_blocks:
-            self.channel_blocks = ResidualBlocks(c, cfg.channel_blocks)
+            self.channel_blocks = ResidualBlocks(c, cfg.channel_blocks, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:

@@ -9,7 +9,8 @@ simulate the coming batches on the machine's other cores (``scripts/device_train
 
 Resumes exactly from ``<out>/last`` when it exists (model, optimizer, data position, RNG); otherwise starts
 from the bundled model (``--init bundled``, the default when one exists) or from scratch (``--init scratch``);
-only a run from scratch warms up the pruned loss (``--loss-prune-warmup``).
+only a run from scratch warms up the pruned loss (``--loss-prune-warmup``). ``--dropout P`` sets the encoder's
+dropout for a new run, from the bundled model too (stages 1-16 trained with none); it stays in the run's config.
 Snapshots ``<out>/step-N`` are kept for checkpoint averaging (``python -m model.average``).
 """
 
@@ -25,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -67,6 +68,7 @@ class TrainConfig:
     workers: int = 1  # processes sharing each batch (CPU data parallelism; one thread each works best)
     amp: str = "auto"  # bfloat16 autocast: "auto" (on a GPU only), "bf16" (on a CPU too), "off"
     loaders: int = 0  # processes simulating coming batches (0: one thread of this process); for a GPU's many cores
+    dropout: float = -1.0  # encoder dropout while training (kept in the model's config); < 0: the initial model's
 
 
 def use_autocast(cfg: TrainConfig, device: torch.device) -> bool:
@@ -90,11 +92,25 @@ def resolve_init(cfg: TrainConfig) -> str:
 
 
 def initial_model(cfg: TrainConfig, model_cfg: StsConfig) -> StsModel:
+    """The model a new run starts from, with ``cfg.dropout`` (when >= 0) in place of its own encoder dropout."""
     init = resolve_init(cfg)
     if init == "scratch":
         torch.manual_seed(cfg.seed)
-        return StsModel(model_cfg)
-    return load_model(None if init == "bundled" else init).train()
+        return StsModel(with_dropout(model_cfg, cfg.dropout))
+    model = load_model(None if init == "bundled" else init)
+    if cfg.dropout >= 0 and cfg.dropout != model.cfg.model.dropout:
+        weights = model.state_dict()
+        model = StsModel(with_dropout(model.cfg, cfg.dropout))  # dropout has no weights: the same ones fit
+        model.load_state_dict(weights)
+    return model.train()
+
+
+def with_dropout(model_cfg: StsConfig, dropout: float) -> StsConfig:
+    """``model_cfg`` with its encoder dropout set to ``dropout``; unchanged when ``dropout`` < 0."""
+    if dropout < 0:
+        return model_cfg
+    assert dropout < 1, f"dropout must be below 1, got {dropout}"
+    return replace(model_cfg, model=replace(model_cfg.model, dropout=dropout))
 
 
 def dev_loss(model: StsModel, batches: list[Batch], loss_cfg: LossConfig) -> float:

@@ -228,3 +228,33 @@ def test_bf16_autocast_on_a_cpu_trains_and_its_losses_track_float32(tmp_path: Pa
     assert len(half) == 3 and all(np.isfinite(half))
     assert np.allclose(half, full, rtol=0.02), (half, full)
     assert half != full  # autocast really ran: bfloat16 rounds differently
+
+
+def test_dropout_option_sets_a_started_models_dropout_and_keeps_its_weights(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from model.checkpoint import load_model, random_model, save_model
+
+    tiny = StsConfig.tiny()
+    cfg = replace(tiny, model=replace(tiny.model, mixture_blocks=1, channel_blocks=1))
+    save_model(random_model(cfg, seed=4), tmp_path / "init")
+    start = TrainConfig(out=str(tmp_path / "run"), init=str(tmp_path / "init"), dropout=0.3)
+    from model.train import initial_model
+
+    model = initial_model(start, cfg)
+    assert model.cfg.model.dropout == 0.3 and model.training
+    assert model.encoder.mixture_blocks.dropout.p == 0.3 and model.encoder.dropout.p == 0.3
+    kept = load_model(tmp_path / "init").state_dict()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, kept[k], rtol=0, atol=0, msg=k)
+    feats = torch.randn(1, 32, cfg.features.n_mels)
+    torch.manual_seed(0)
+    a, b = model.encode(feats), model.encode(feats)
+    assert not torch.equal(a, b), "dropout is active in training"
+    model.eval()
+    torch.testing.assert_close(model.encode(feats), model.encode(feats), rtol=0, atol=0)
+    # a training run records it, so that resuming and bundling keep it
+    run_cfg = replace(start, steps=1, batch_size=2, save_every=1, eval_every=1, log_every=1, threads=1, warmup=1)
+    last = train(run_cfg, DataConfig(), LossConfig(), cfg, FakeSource())
+    assert json.loads((last / "config.json").read_text())["model"]["dropout"] == 0.3
+    assert initial_model(replace(start, dropout=-1.0), cfg).cfg.model.dropout == 0.0  # < 0: the model's own
