@@ -48,6 +48,7 @@ class ModelConfig:
         assert self.num_channels in (1, 2), f"1 or 2 output channels, got {self.num_channels}"
         assert self.context_size >= 1, f"context_size must be >= 1, got {self.context_size}"
         assert self.subsampling == 4, f"only 4x subsampling is implemented, got {self.subsampling}"
+        assert 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"
 
     @staticmethod
     def tiny() -> ModelConfig:

@@ -109,7 +109,6 @@ def with_dropout(model_cfg: StsConfig, dropout: float) -> StsConfig:
     """``model_cfg`` with its encoder dropout set to ``dropout``; unchanged when ``dropout`` < 0."""
     if dropout < 0:
         return model_cfg
-    assert dropout < 1, f"dropout must be below 1, got {dropout}"
     return replace(model_cfg, model=replace(model_cfg.model, dropout=dropout))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from model.batching import collate, concat
 from model.config import FeatureConfig, StsConfig
 from model.features import LogMel
 from model.sts import LossConfig
-from model.train import BatchMaker, TrainConfig, train
+from model.train import BatchMaker, TrainConfig, initial_model, train
 from model.train_data import DataConfig
 from tests.conftest import tone_bursts
 
@@ -87,8 +87,6 @@ def test_average_of_identical_is_identity(tmp_path: Path) -> None:
 
 
 def test_one_channel_baseline_trains(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     tiny = StsConfig.tiny()
     cfg = TrainConfig(out=str(tmp_path / "b1"), init="scratch", steps=1, batch_size=2, save_every=1, eval_every=1,
                       threads=1, warmup=1)  # fmt: skip
@@ -231,16 +229,12 @@ def test_bf16_autocast_on_a_cpu_trains_and_its_losses_track_float32(tmp_path: Pa
 
 
 def test_dropout_option_sets_a_started_models_dropout_and_keeps_its_weights(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     from model.checkpoint import load_model, random_model, save_model
 
     tiny = StsConfig.tiny()
     cfg = replace(tiny, model=replace(tiny.model, mixture_blocks=1, channel_blocks=1))
     save_model(random_model(cfg, seed=4), tmp_path / "init")
     start = TrainConfig(out=str(tmp_path / "run"), init=str(tmp_path / "init"), dropout=0.3)
-    from model.train import initial_model
-
     model = initial_model(start, cfg)
     assert model.cfg.model.dropout == 0.3 and model.training
     assert model.encoder.mixture_blocks.dropout.p == 0.3 and model.encoder.dropout.p == 0.3
