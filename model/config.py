@@ -70,6 +70,9 @@ class StreamingConfig:
     turn_bonus: float = 0.0  # search: added to the <sot> and <eot> logits (> 0: more turn boundaries)
     lm_weight: float = 0.0  # shallow fusion: weight of the character LM's log-probabilities (0: no LM)
     lm_bonus: float = 0.0  # shallow fusion: added to every character's score (offsets the LM's cost of a letter)
+    # shallow fusion: weight of the model's internal LM (its prediction network and joiner without acoustics),
+    # whose log-probabilities are subtracted from the characters' scores (internal LM estimation; needs the LM)
+    ilm_weight: float = 0.0
     # beam search: most audio time (ms) a token may stay pending while the hypotheses disagree, before the best
     # hypothesis's token is committed anyway (bounds how late text and turn ends come out); 0: no bound
     max_pending_ms: int = 500
@@ -96,7 +99,7 @@ class StreamingConfig:
         )
 
 
-SEARCH_SETTINGS = ("beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus", "max_pending_ms")
+SEARCH_SETTINGS = ("beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus", "ilm_weight", "max_pending_ms")
 """The decode-time search settings of :class:`StreamingConfig` that the command lines may override or sweep."""
 
 

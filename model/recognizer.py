@@ -32,7 +32,7 @@ from model.encoder import EncoderState, init_state, stack_states, unstack_states
 from model.features import LogMel, OnlineFeatures
 from model.heat import FRAME_SECONDS
 from model.lexicon import Lexicon
-from model.search import Emission, context_width, greedy_search, init_context, search_bias
+from model.search import Emission, context_width, greedy_search, init_context, internal_lm, search_bias
 from model.sts import StsModel
 from model.tokenizer import TOKENS
 
@@ -184,12 +184,20 @@ class Recognizer:
         self._bias = search_bias(self.config.model.vocab_size, search.blank_penalty, search.turn_bonus)
         if search.lm_weight and lm is None:
             raise ValueError(f"the search fuses a character LM (lm weight {search.lm_weight}) but none was given")
+        if search.ilm_weight and not search.lm_weight:
+            raise ValueError(f"internal LM weight {search.ilm_weight} without a fused LM (lm weight 0): it corrects "
+                             "the fusion and means nothing alone")  # fmt: skip
         self.lm = lm
-        self._fusion = LmFusion(lm, search.lm_weight, search.lm_bonus) if lm is not None and search.lm_weight else None
+        self._predictor = DecoderTable.of(model.decoder)  # the search's decoder outputs, looked up
+        internal = internal_lm(self._predictor, model.joiner) if search.ilm_weight else None
+        self._fusion = (
+            LmFusion(lm, search.lm_weight, search.lm_bonus, internal, search.ilm_weight)
+            if lm is not None and search.lm_weight
+            else None
+        )
         self.context_width = context_width(self.config.model.context_size, self._fusion)
         # the beam search's bound on pending tokens, in encoder frames (None: unbounded)
         self._max_pending = round(search.max_pending_ms / 1000 / FRAME_SECONDS) if search.max_pending_ms else None
-        self._predictor = DecoderTable.of(model.decoder)  # the search's decoder outputs, looked up
         self._lock = threading.Lock()
 
     @classmethod

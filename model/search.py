@@ -33,6 +33,20 @@ def search_bias(vocab_size: int, blank_penalty: float = 0.0, turn_bonus: float =
     return bias
 
 
+@torch.no_grad()
+def internal_lm(decoder: Decoder | DecoderTable, joiner: Joiner) -> torch.Tensor:
+    """(V ** C, V) log-probabilities of the model's internal LM after every context of the decoder's C tokens (rows
+    ordered as :class:`model.decoder.DecoderTable`'s): the joiner's output with no acoustic evidence (projected
+    encoder frame zero), over the non-blank tokens (blank's column -inf), as internal LM estimation has it."""
+    vocab = joiner.out.out_features
+    size = decoder.context_size
+    grid = torch.cartesian_prod(*[torch.arange(vocab)] * size).reshape(-1, size)  # (V ** C, C), oldest first
+    dec = decoder.step(grid)  # (V ** C, J)
+    logits = joiner(torch.zeros_like(dec), dec)
+    logits[:, BLANK_ID] = float("-inf")
+    return torch.log_softmax(logits, dim=-1)
+
+
 def init_context(rows: int, width: int) -> torch.Tensor:
     """(rows, width) search context of a fresh stream: all blanks. ``width`` is the decoder's context size, or
     more when a fused LM reads a longer history (:func:`context_width`)."""

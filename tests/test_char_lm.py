@@ -11,7 +11,9 @@ import torch
 
 from model.char_lm import CharNgram, LmFusion
 from model.checkpoint import save_model
+from model.decoder import DecoderTable
 from model.recognizer import Recognizer
+from model.search import internal_lm
 from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID, TOKENS, encode
 from tests.test_streaming import feed, key
 
@@ -106,3 +108,44 @@ def test_remembered_rows_are_the_looked_up_rows(lm: CharNgram) -> None:
         mp.setattr(CharNgram, "MEMO_SIZE", 2)  # a full memo starts afresh and answers the same
         small = CharNgram(lm.order, lm.keys, lm.logprobs)
         assert small.rows(contexts) == first and len(small._memo) <= 2
+
+
+def test_internal_lm_is_the_joiner_without_acoustics_over_non_blank_tokens(tiny_recognizer: Recognizer) -> None:
+    model = tiny_recognizer.model
+    table = internal_lm(model.decoder, model.joiner)
+    vocab, size = len(TOKENS), model.decoder.context_size
+    assert table.shape == (vocab**size, vocab)
+    assert torch.isinf(table[:, BLANK_ID]).all()
+    sums = table.exp().sum(dim=1)
+    torch.testing.assert_close(sums, torch.ones_like(sums))
+    ctx = torch.tensor([[TOKENS.index(c) for c in "th"[-size:]]])
+    row = int((ctx[0] * vocab ** torch.arange(size - 1, -1, -1)).sum())
+    with torch.no_grad():
+        logits = model.joiner.out(torch.tanh(model.decoder.step(ctx)))[0]
+    torch.testing.assert_close(table[row, 1:], torch.log_softmax(logits[1:], dim=0))
+    assert torch.equal(internal_lm(DecoderTable.of(model.decoder), model.joiner), table)  # the search's lookups
+
+
+def test_internal_lm_estimation_subtracts_the_internal_lm_from_the_characters(
+    lm: CharNgram, tiny_recognizer: Recognizer, test_audio: np.ndarray
+) -> None:
+    model = tiny_recognizer.model
+    table = internal_lm(model.decoder, model.joiner)
+    ctx = torch.cat([history("the c"), history("", turn_start=True)])
+    plain = LmFusion(lm, weight=0.5, bonus=1.5).bias(ctx)
+    assert torch.equal(LmFusion(lm, 0.5, 1.5, table, internal_weight=0.0).bias(ctx), plain)
+    bias = LmFusion(lm, 0.5, 1.5, table, internal_weight=0.4).bias(ctx)
+    size = model.decoder.context_size
+    rows = (ctx[:, -size:] * len(TOKENS) ** torch.arange(size - 1, -1, -1)).sum(1)
+    chars = slice(1, SOT_ID)
+    torch.testing.assert_close(bias[:, chars], plain[:, chars] - 0.4 * table[rows][:, chars])
+    assert torch.equal(bias[:, [BLANK_ID, SOT_ID, EOT_ID]], plain[:, [BLANK_ID, SOT_ID, EOT_ID]])
+    # in the recognizer: a search setting, which needs the LM it corrects, and streams as the whole signal does
+    search = tiny_recognizer.config.streaming
+    with pytest.raises(ValueError, match="without a fused LM"):
+        Recognizer(model, search.overridden(ilm_weight=0.5), lm)
+    fused = Recognizer(model, search.overridden(lm_weight=2.0), lm)
+    corrected = Recognizer(model, search.overridden(lm_weight=2.0, ilm_weight=1.5), lm)
+    whole = corrected.decode_offline(test_audio)
+    assert key(whole) != key(fused.decode_offline(test_audio))
+    assert key(feed(corrected, corrected.create_stream(), test_audio, 1234)) == key(whole)

@@ -115,3 +115,32 @@ def test_bootstrap_interval_narrows_with_more_sessions() -> None:
     narrow = paired_bootstrap(ea, eb, words)
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
     assert narrow[0] < 100 * (eb.sum() - ea.sum()) / words.sum() < narrow[1]
+
+
+def test_pooled_sets_sum_their_errors_and_resample_within_each_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pool's rate is its sets' errors over their words; its interval resamples each set's own sessions."""
+    rows_a = _single({}) + _meet(False)
+    rows_b = _single({1: "a dog ran"}) + _meet(True)
+    a = read_transcripts(_write(tmp_path / "a.jsonl", rows_a))
+    b = read_transcripts(_write(tmp_path / "b.jsonl", rows_b))
+    alone = {(d.set, d.metric): d for d in compare(a, b, resamples=500)}
+    diffs = compare(a, b, resamples=500, pools={"all": ["d/single", "d/meet2"]})
+    assert [(d.set, d.metric) for d in diffs[:3]] == list(alone)  # the sets' own rows come first, unchanged
+    orc, cp = diffs[3:]
+    assert (orc.set, orc.metric, cp.set, cp.metric) == ("all (2 sets)", "orc", "all (1 set)", "cp")
+    assert (orc.sessions, orc.words) == (5, 20 + 8)
+    assert orc.rate_b == pytest.approx(100 * 2 / 28) and orc.rate_a == 0  # two words missed, labels do not count
+    meet = alone["d/meet2", "cp"]
+    assert (cp.rate_a, cp.rate_b, cp.low, cp.high) == (meet.rate_a, meet.rate_b, meet.low, meet.high)
+    assert 0 <= orc.low <= orc.diff <= orc.high and orc.worse == 1 and orc.better == 0
+    # only the pooled sets named in --sets are printed on their own; the pool still takes all its members
+    only = compare(a, b, sets=["d/meet2"], resamples=500, pools={"all": ["d/single", "d/meet2"]})
+    assert [d.set for d in only] == ["d/meet2", "d/meet2", "all (2 sets)", "all (1 set)"]
+    with pytest.raises(ValueError, match="not in both"):
+        compare(a, b, pools={"p": ["d/single", "d/none"]})
+    main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--pool", "all=d/single,d/meet2"])
+    assert "| all (2 sets) | WER / ORC-WER | 5 | 28 | 0.0% | 7.1% |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--pool", "nosets"])
