@@ -172,8 +172,8 @@ class LmFusion:
     2021: the transducer's prediction network has learnt the training sentences' letters too, and the external
     LM is to replace that knowledge rather than add to it).
 
-    ``internal`` is the (V ** C, V) table of the internal LM's log-probabilities after each context of the
-    decoder's last C tokens (:func:`model.search.internal_lm`), rows ordered as :class:`model.decoder.DecoderTable`'s.
+    ``internal`` is the (V, ..., V, V) table of the internal LM's log-probabilities indexed by the decoder's last C
+    tokens and the next one (:func:`model.search.internal_lm`).
     """
 
     lm: CharNgram
@@ -182,30 +182,25 @@ class LmFusion:
     internal: torch.Tensor | None = None
     internal_weight: float = 0.0
     _table: torch.Tensor = field(init=False, repr=False, compare=False)  # (K, V) bias of every LM row
-    _internal: torch.Tensor | None = field(init=False, repr=False, compare=False)  # (V ** C, V), characters only
-    _powers: torch.Tensor | None = field(init=False, repr=False, compare=False)  # (C,) place values of a context
+    _internal: torch.Tensor | None = field(init=False, repr=False, compare=False)  # (V, ..., V, V), characters only
 
     def __post_init__(self) -> None:
         chars = slice(_FIRST_CHAR_ID, _FIRST_CHAR_ID + len(CHARS))
         table = self.weight * self.lm._vocab
         table[:, chars] += self.bonus
         object.__setattr__(self, "_table", table)
-        internal = powers = None
+        internal = None
         if self.internal is not None and self.internal_weight:
-            rows, vocab = self.internal.shape
-            size = round(np.log(rows) / np.log(vocab))
-            assert vocab**size == rows, f"internal LM table of {rows} rows is not vocab {vocab} ** context"
             internal = torch.zeros_like(self.internal)
-            internal[:, chars] = -self.internal_weight * self.internal[:, chars]
-            powers = vocab ** torch.arange(size - 1, -1, -1)
+            internal[..., chars] = -self.internal_weight * self.internal[..., chars]
         object.__setattr__(self, "_internal", internal)
-        object.__setattr__(self, "_powers", powers)
 
     def bias(self, context: torch.Tensor) -> torch.Tensor:
         """(M, L) search context -> (M, V) additions to the joiner's log-probabilities."""
         out = self._table[self.lm.rows(context)]
-        if self._internal is not None and self._powers is not None:
-            out = out + self._internal[(context[:, -len(self._powers) :] * self._powers).sum(1)]
+        if self._internal is not None:
+            size = self._internal.dim() - 1  # the decoder's context, the last tokens of the search's
+            out = out + self._internal[tuple(context[:, -size:].T)]
         return out
 
 

@@ -33,6 +33,11 @@ class Decoder(nn.Module):
         return self(context, pad_left=False)[:, 0]
 
 
+def all_contexts(vocab: int, size: int) -> torch.Tensor:
+    """(vocab ** size, size) every context of ``size`` tokens, oldest first, in the order of their place values."""
+    return torch.cartesian_prod(*[torch.arange(vocab)] * size).reshape(-1, size)
+
+
 class DecoderTable:
     """A stateless decoder's output for every possible context, computed once, for the search.
 
@@ -49,7 +54,7 @@ class DecoderTable:
         self.context_size = decoder.context_size
         vocab = decoder.embedding.num_embeddings
         self.powers = vocab ** torch.arange(self.context_size - 1, -1, -1)  # (L,) place values, oldest first
-        self.grid = torch.cartesian_prod(*[torch.arange(vocab)] * self.context_size).reshape(-1, self.context_size)
+        self.grid = all_contexts(vocab, self.context_size)
         self._built_for: tuple[tuple[int, int], ...] = ()
         self.table = self._build()  # (V ** L, J); row (grid * powers).sum() of each context
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from model.char_lm import LmFusion
-from model.decoder import Decoder, DecoderTable
+from model.decoder import Decoder, DecoderTable, all_contexts
 from model.joiner import Joiner
 from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID
 
@@ -35,16 +35,15 @@ def search_bias(vocab_size: int, blank_penalty: float = 0.0, turn_bonus: float =
 
 @torch.no_grad()
 def internal_lm(decoder: Decoder | DecoderTable, joiner: Joiner) -> torch.Tensor:
-    """(V ** C, V) log-probabilities of the model's internal LM after every context of the decoder's C tokens (rows
-    ordered as :class:`model.decoder.DecoderTable`'s): the joiner's output with no acoustic evidence (projected
-    encoder frame zero), over the non-blank tokens (blank's column -inf), as internal LM estimation has it."""
+    """(V, ..., V, V) log-probabilities of the model's internal LM, indexed by the decoder's C context tokens
+    (oldest first) and then the next token: the joiner's output with no acoustic evidence (projected encoder frame
+    zero), over the non-blank tokens (blank's entries -inf), as internal LM estimation has it."""
     vocab = joiner.out.out_features
     size = decoder.context_size
-    grid = torch.cartesian_prod(*[torch.arange(vocab)] * size).reshape(-1, size)  # (V ** C, C), oldest first
-    dec = decoder.step(grid)  # (V ** C, J)
+    dec = decoder.step(all_contexts(vocab, size))  # (V ** C, J)
     logits = joiner(torch.zeros_like(dec), dec)
     logits[:, BLANK_ID] = float("-inf")
-    return torch.log_softmax(logits, dim=-1)
+    return torch.log_softmax(logits, dim=-1).reshape(*[vocab] * size, vocab)
 
 
 def init_context(rows: int, width: int) -> torch.Tensor:
