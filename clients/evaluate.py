@@ -8,7 +8,8 @@ Each set is a folder with ``sessions.jsonl`` (``session_id``, ``audio`` relative
 Audio goes through ``Stream.accept_waveform`` in 320 ms pieces and ``decode_streams`` batches many sessions,
 exactly as the service does; the turns come from the service's :class:`TurnAssembler`.
 
-Reported per set (and per voice family, and per overlap bin of multi-speaker simulated sessions): WER
+Reported per set (and per voice family, per overlap bin of multi-speaker simulated sessions, and per level of
+the noise the simulator added): WER
 (single-speaker sets), ORC-WER and cpWER (meeteval; speaker labels revised at the end of the stream, as REST
 gives them, and "live" as first given), turn counts (found / reference), speaker count accuracy and DER of the
 labelled turns, ``<sot>``/``<eot>`` time minus reference start/end (median, p90) for reference turns matched
@@ -60,6 +61,7 @@ class RefSession:
     family: str  # voice family of every speaker, or "mixed" / "real"
     score_words: bool = True  # False where the reference has no transcript
     overlap: float | None = None  # share of the speech with two voices (simulated sessions' meta), if known
+    noise: str | None = None  # its by_noise group (simulated sessions' meta), if known
 
     @property
     def duration(self) -> float:
@@ -74,11 +76,25 @@ def overlap_bin(ratio: float) -> str:
     return f"overlap {100 * lo:.0f}-{100 * hi:.0f}%"
 
 
+NOISE_SPLIT_DB = 15.0  # speech-to-noise ratio that divides the by_noise groups of noisy sessions (drawn in 5-30 dB)
+
+
+def noise_group(meta: dict[str, Any]) -> str | None:
+    """The ``by_noise`` group of a session from its simulator ``meta``: ``"no added noise"`` (a faint floor at
+    30-70 dB may be there), or the added noise's speech-to-noise ratio below or from ``NOISE_SPLIT_DB``; None for
+    sessions the simulator did not make (no ``voices`` in the meta: real recordings)."""
+    if "voices" not in meta:
+        return None
+    if "noise" not in meta:
+        return "no added noise"
+    return f"noise SNR {'<' if meta['snr_db'] < NOISE_SPLIT_DB else '>='} {NOISE_SPLIT_DB:.0f} dB"
+
+
 def load_set(spec: str, limit: int | None = None) -> list[RefSession]:
     """Sessions of ``DIR`` or ``DIR:SUBSET`` (``model.data.meeting.read_eval_set``), at most ``limit``."""
     return [
         RefSession(e.session.session_id, e.session.audio, e.session.sample_rate, [asdict(t) for t in e.session.turns],
-                   e.family, e.score_words, e.session.meta.get("overlap_ratio"))
+                   e.family, e.score_words, e.session.meta.get("overlap_ratio"), noise_group(e.session.meta))
         for e in read_eval_set(spec, limit)
     ]  # fmt: skip
 
@@ -431,11 +447,14 @@ def evaluate(
             transcripts += [transcript_row(spec, s, d) for s, d in zip(sessions, decoded, strict=True)]
         by_family: dict[str, list[int]] = defaultdict(list)
         by_overlap: dict[str, list[int]] = defaultdict(list)
+        by_noise: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(sessions):
             by_family[s.family].append(i)
             if s.overlap is not None and len({t["speaker"] for t in s.turns}) > 1:
                 by_overlap[overlap_bin(s.overlap)].append(i)
-        for key, groups in (("by_family", by_family), ("by_overlap", by_overlap)):
+            if s.noise is not None:
+                by_noise[s.noise].append(i)
+        for key, groups in (("by_family", by_family), ("by_overlap", by_overlap), ("by_noise", by_noise)):
             if len(groups) > 1:
                 entry[key] = {g: score([sessions[i] for i in idx], [decoded[i] for i in idx])
                               for g, idx in sorted(groups.items())}  # fmt: skip

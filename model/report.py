@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-GROUPINGS = ("by_family", "by_overlap")  # sub-entries of a set: its voice families, its overlap bins
+GROUPINGS = ("by_family", "by_overlap", "by_noise")  # sub-entries of a set: voice families, overlap and noise bins
 
 
 def group_rows(sets: dict[str, dict[str, Any]], row: Callable[[str, dict[str, Any]], str]) -> list[str]:
-    """Table rows: each set, then each of its groups (``by_family``, ``by_overlap``) as ``"set (group)"``."""
+    """Table rows: each set, then each of its groups (``GROUPINGS``) as ``"set (group)"``."""
     rows = []
     for name, entry in sets.items():
         rows.append(row(name, entry))

@@ -20,6 +20,7 @@ from clients.evaluate import (
     edit_distance,
     load_set,
     main,
+    noise_group,
     overlap_bin,
     sweep_score,
 )
@@ -99,6 +100,15 @@ def test_overlap_bins() -> None:
     assert [overlap_bin(x) for x in (0.0, 0.09, 0.1, 0.2, 0.25, 0.4, 1.0)] == [
         "overlap 0-10%", "overlap 0-10%", "overlap 10-25%", "overlap 10-25%", "overlap 25-100%", "overlap 25-100%",
         "overlap 25-100%"]  # fmt: skip
+
+
+def test_noise_groups() -> None:
+    simulated = {"voices": {"S1": "pico:en-GB:p1.35:s1.00"}, "overlap_ratio": 0.0}
+    assert noise_group(simulated) == "no added noise"
+    assert noise_group({**simulated, "floor": "pink", "snr_db": 41.0}) == "no added noise"
+    assert noise_group({**simulated, "noise": "white", "snr_db": 7.5}) == "noise SNR < 15 dB"
+    assert noise_group({**simulated, "noise": "babble", "snr_db": 15.0}) == "noise SNR >= 15 dB"
+    assert noise_group({"subset": "phone"}) is None  # a real recording: no group
 
 
 def test_turn_bonus_sweep(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
