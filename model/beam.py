@@ -173,3 +173,33 @@ def _commit(b: Beam, row: int, common_only: bool, due: int = -1) -> list[Emissio
         b.hyps = [replace(h, tokens=h.tokens[n:], frames=tuple(max(f, last) for f in h.frames[n:]),
                           logprobs=h.logprobs[n:]) for h in b.hyps]  # fmt: skip
     return out
+
+
+@torch.no_grad()
+def search_turn(
+    decoder: Decoder | DecoderTable,
+    joiner: Joiner,
+    enc: torch.Tensor,
+    context: tuple[int, ...],
+    first_frame: int,
+    beam: int,
+    max_symbols_per_frame: int,
+    logit_bias: torch.Tensor,
+    fusion: LmFusion | None = None,
+) -> list[Emission]:
+    """A closed turn's characters searched again (the second pass), with every hypothesis kept to the end.
+
+    Args:
+        enc: (T, J) projected encoder frames of one channel, from the frame of the turn's ``<sot>`` to that of
+            its ``<eot>``.
+        context: the search context after the turn's ``<sot>`` (its last tokens, ``<sot>`` last).
+        first_frame: absolute encoder frame of ``enc[0]``.
+        logit_bias: (V,) decode-time biases with the turn tokens at -inf, so that the search neither closes the
+            turn early nor opens another.
+    Returns:
+        The best hypothesis's tokens (characters and spaces), in time order, with absolute frames (row 0).
+    """
+    beams = [Beam([Hyp(context=context)])]
+    out = beam_search(decoder, joiner, enc[None], beams, beam, max_symbols_per_frame, [first_frame], logit_bias,
+                      fusion)  # fmt: skip
+    return out + flush(beams, [0])

@@ -4,8 +4,9 @@
 
 RTF = CPU seconds of decoding / seconds of audio, per stream (lower is better; < 1 is faster than real time).
 The audio (random noise, or ``--audio``: a recording looped to the length) is fed in 320 ms chunks as a live
-stream would be, and all streams are decoded in one batch per chunk. When the model's search is a beam search or
-fuses an LM, the greedy search without LM on the same model is timed too, in the same process, as the baseline.
+stream would be, and all streams are decoded in one batch per chunk. When the model's search is a beam search,
+fuses an LM or searches each turn again, the greedy search without LM on the same model is timed too, in the same
+process, as the baseline (and with a second pass, the same search without it).
 Training throughput uses the default config on random features with realistic target lengths
 (15 characters per second of audio per channel), batch 8 x 8 s.
 """
@@ -89,21 +90,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {rec.model_name}: {params / 1e6:.2f}M parameters, {a.threads} thread(s), {a.seconds:.0f} s audio")
     recording = read_wav_16k(a.audio) if a.audio else None
     search = rec.config.streaming
-    recs = [(f"search: {('greedy' if search.beam == 1 else 'beam search')}{search.search_note()}", rec)]
-    if search.beam > 1 or (rec.lm is not None and search.lm_weight):
-        recs.append(("baseline: greedy, no LM", rec.with_search(search.overridden(beam=1, lm_weight=0))))
+    # (heading, what the ratios call it, recognizer)
+    recs = [(f"search: {('greedy' if search.beam == 1 else 'beam search')}{search.search_note()}", "", rec)]
+    if search.turn_beam:
+        recs.append(("without the second pass (turn beam 0)", "the same search without the second pass",
+                     rec.with_search(search.overridden(turn_beam=0))))  # fmt: skip
+    if search.beam > 1 or (rec.lm is not None and search.lm_weight) or search.turn_beam:
+        baseline = search.overridden(beam=1, lm_weight=0, turn_beam=0)
+        recs.append(("baseline: greedy, no LM, no second pass", "the greedy baseline", rec.with_search(baseline)))
     counts = [int(x) for x in a.streams.split(",")]
     rtfs: list[list[float]] = []
-    for label, r in recs:
+    for label, _, r in recs:
         print(label)
         rtfs.append([decode_rtf(r, n, a.seconds, recording) for n in counts])
         for n, rtf in zip(counts, rtfs[-1], strict=True):
             print(f"  streaming decode, {n:3d} stream(s) batched: RTF {rtf:.4f} per stream "
                   f"({1 / rtf:.1f}x real time; {rtfs[-1][0] / rtf:.2f}x the per-stream speed of the first "
                   "row)")  # fmt: skip
-    if len(rtfs) == 2:
-        ratios = ", ".join(f"{x / y:.2f}x with {n} stream(s)" for n, x, y in zip(counts, *rtfs, strict=True))
-        print(f"the model's search costs {ratios} the CPU time of the greedy baseline")
+    for (_, name, _), other in zip(recs[1:], rtfs[1:], strict=True):
+        ratios = ", ".join(f"{x / y:.2f}x with {n} stream(s)" for n, x, y in zip(counts, rtfs[0], other, strict=True))
+        print(f"the model's search costs {ratios} the CPU time of {name}")
     if not a.skip_train:
         torch.set_num_threads(a.train_threads)
         tp = train_throughput(rec.config)

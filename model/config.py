@@ -76,11 +76,15 @@ class StreamingConfig:
     # beam search: most audio time (ms) a token may stay pending while the hypotheses disagree, before the best
     # hypothesis's token is committed anyway (bounds how late text and turn ends come out); 0: no bound
     max_pending_ms: int = 500
+    # second pass: when a turn closes, its characters are searched again over its encoder frames (from its <sot>
+    # to its <eot>, turn tokens excluded) with a beam this wide, and its final turn shows that text; 0: off
+    turn_beam: int = 0
 
     def __post_init__(self) -> None:
         assert self.chunk_frames % 4 == 0, f"chunk_frames must be a multiple of 4, got {self.chunk_frames}"
         assert self.beam >= 1, f"beam must be at least 1, got {self.beam}"
         assert self.max_pending_ms >= 0, f"max_pending_ms must not be negative, got {self.max_pending_ms}"
+        assert self.turn_beam >= 0, f"turn_beam must not be negative, got {self.turn_beam}"
 
     def overridden(self, **settings: float | None) -> StreamingConfig:
         """A copy with the given search settings (:data:`SEARCH_SETTINGS`); None keeps a setting as it is (for
@@ -99,7 +103,9 @@ class StreamingConfig:
         )
 
 
-SEARCH_SETTINGS = ("beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus", "ilm_weight", "max_pending_ms")
+SEARCH_SETTINGS = (
+    "beam", "blank_penalty", "turn_bonus", "lm_weight", "lm_bonus", "ilm_weight", "max_pending_ms", "turn_beam",
+)  # fmt: skip
 """The decode-time search settings of :class:`StreamingConfig` that the command lines may override or sweep."""
 
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import soxr
 import torch
 
-from model.beam import Beam, beam_search, flush
+from model.beam import Beam, beam_search, flush, search_turn
 from model.char_lm import CharNgram, LmFusion
 from model.checkpoint import checkpoint_dir, load_model, random_model
 from model.config import StreamingConfig, StsConfig
@@ -34,7 +34,7 @@ from model.heat import FRAME_SECONDS
 from model.lexicon import Lexicon
 from model.search import Emission, context_width, greedy_search, init_context, internal_lm, search_bias
 from model.sts import StsModel
-from model.tokenizer import TOKENS
+from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID, TOKENS
 
 MIN_SAMPLE_RATE = 8000  # Hz
 MAX_SAMPLE_RATE = 48000  # Hz
@@ -53,15 +53,70 @@ class TokenEvent:
     token: str  # a character, " ", "<sot>" or "<eot>"
     time: float  # seconds from the start of the stream (start of the emitting 40 ms frame)
     logprob: float  # log-probability of the token when it was emitted
+    # on an "<eot>" with the second pass on (``turn_beam``): the turn's characters as searched again, which replace
+    # those emitted since its "<sot>"; None otherwise
+    revision: tuple[TokenEvent, ...] | None = None
 
 
-def token_events(emissions: list[Emission], streams: int) -> list[list[TokenEvent]]:
-    """Emissions (absolute frames) of channel-major rows over ``streams`` streams -> each stream's events."""
+def token_events(
+    emissions: list[Emission], streams: int, revisions: dict[int, list[Emission]] | None = None
+) -> list[list[TokenEvent]]:
+    """Emissions (absolute frames) of channel-major rows over ``streams`` streams -> each stream's events;
+    ``revisions`` maps the index of an ``<eot>`` emission to its turn's second-pass emissions."""
     out: list[list[TokenEvent]] = [[] for _ in range(streams)]
-    for e in emissions:
+    for k, e in enumerate(emissions):
         channel, i = divmod(e.row, streams)
-        out[i].append(TokenEvent(channel, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob))
+        rev = None if revisions is None or k not in revisions else tuple(_event(r, channel) for r in revisions[k])
+        out[i].append(replace(_event(e, channel), revision=rev))
     return out
+
+
+def _event(e: Emission, channel: int) -> TokenEvent:
+    return TokenEvent(channel, TOKENS[e.token], round(e.frame * FRAME_SECONDS, 3), e.logprob)
+
+
+@dataclass
+class TurnFrames:
+    """One channel's encoder frames kept for the second pass (``turn_beam``), and the turn open on it.
+
+    ``frames`` (T, J) are the projected encoder frames from absolute frame ``first`` on; while no turn is open
+    only the last ``keep`` are kept (a ``<sot>`` can be committed that late), while one is open every frame from
+    its ``<sot>``, up to ``MAX_FRAMES`` (a longer turn keeps its first-pass text).
+    """
+
+    MAX_FRAMES = 500  # 20 s of 40 ms encoder frames: a longer turn keeps its first pass (bounds the search's time)
+
+    history: tuple[int, ...]  # the channel's last committed tokens (the search context they make)
+    frames: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    first: int = 0
+    turn_from: int | None = None  # absolute frame of the open turn's <sot>
+    turn_context: tuple[int, ...] = ()  # the search context after that <sot>
+
+    def append(self, block: torch.Tensor, keep: int) -> None:
+        """Add (T_b, J) frames that follow those held."""
+        self.frames = block if not self.frames.numel() else torch.cat([self.frames, block])
+        start = self.first + self.frames.shape[0] - keep if self.turn_from is None else self.turn_from
+        if self.turn_from is not None and self.first + self.frames.shape[0] - start > self.MAX_FRAMES:
+            self.turn_from, start = None, self.first + self.frames.shape[0] - keep  # too long: no second pass
+        self._drop_before(start)
+
+    def commit(self, token: int, frame: int) -> tuple[torch.Tensor, tuple[int, ...], int] | None:
+        """Take a committed token of the channel; at an ``<eot>`` closing a turn whose frames are held, returns
+        them ((T, J), from its ``<sot>`` to this frame), the context after its ``<sot>`` and its first frame."""
+        self.history = (*self.history[1:], token)
+        if token == SOT_ID:
+            self.turn_from, self.turn_context = (frame, self.history) if frame >= self.first else (None, ())
+            if self.turn_from is not None:
+                self._drop_before(frame)
+        elif token == EOT_ID and self.turn_from is not None:
+            start, self.turn_from = self.turn_from, None
+            return self.frames[start - self.first : frame - self.first + 1], self.turn_context, start
+        return None
+
+    def _drop_before(self, frame: int) -> None:
+        if frame > self.first:
+            self.frames = self.frames[frame - self.first :]
+            self.first = frame
 
 
 class Stream:
@@ -70,6 +125,7 @@ class Stream:
     def __init__(self, recognizer: Recognizer) -> None:
         cfg = recognizer.config
         self._cfg = cfg
+        self._recognizer = recognizer
         self._features = OnlineFeatures(cfg.features, recognizer.log_mel)
         self._pending = torch.zeros(0, cfg.features.n_mels)  # feature frames not yet encoded
         self._resampler: soxr.ResampleStream | None = None
@@ -80,6 +136,9 @@ class Stream:
         # beam search: the hypotheses of each channel (None with the greedy search)
         self.beams = [Beam.fresh(recognizer.context_width) for _ in range(cfg.model.num_channels)] if (
             cfg.streaming.beam > 1) else None  # fmt: skip
+        # second pass: each channel's frames of its open turn (None when ``turn_beam`` is 0)
+        self.turn_frames = [TurnFrames((BLANK_ID,) * recognizer.context_width) for _ in
+                            range(cfg.model.num_channels)] if cfg.streaming.turn_beam else None  # fmt: skip
         self.frames_decoded = 0  # encoder frames (40 ms) decoded so far
         self.finished = False
         self._events: list[TokenEvent] = []
@@ -116,7 +175,7 @@ class Stream:
         """Commit every token the search holds back now (the beams' best hypotheses), e.g. at a client's finalize
         point; decoding goes on from there. A no-op for the greedy search, which holds nothing back."""
         if self.beams is not None:
-            self.add_events(token_events(flush(self.beams, list(range(len(self.beams)))), 1)[0])
+            self.add_events(self._recognizer.settled_events(self))
 
     def _push(self, x: np.ndarray, last: bool) -> None:
         if self._resampler is not None:
@@ -198,6 +257,11 @@ class Recognizer:
         self.context_width = context_width(self.config.model.context_size, self._fusion)
         # the beam search's bound on pending tokens, in encoder frames (None: unbounded)
         self._max_pending = round(search.max_pending_ms / 1000 / FRAME_SECONDS) if search.max_pending_ms else None
+        # second pass: the biases of the turn search (turn tokens barred), and the frames a channel keeps while no
+        # turn is open on it (a <sot> comes out at most max_pending frames late, one decode step's frames more)
+        self._turn_bias = torch.zeros(self.config.model.vocab_size) if self._bias is None else self._bias.clone()
+        self._turn_bias[[SOT_ID, EOT_ID]] = float("-inf")
+        self._keep_frames = (self._max_pending or TurnFrames.MAX_FRAMES) + search.chunk_frames // 4 + 1
         self._lock = threading.Lock()
 
     @classmethod
@@ -265,11 +329,40 @@ class Recognizer:
             emissions, context = self._greedy(enc, offsets, context)
             for i, s in enumerate(streams):
                 s.context = torch.stack([context[c * n + i] for c in range(channels)])
-        per_stream = token_events(emissions, n)
+        for c in range(channels):
+            for i, s in enumerate(streams):
+                if s.turn_frames is not None:
+                    s.turn_frames[c].append(enc[c * n + i], self._keep_frames)
+        per_stream = self.events(streams, emissions)
         for i, (s, st) in enumerate(zip(streams, unstack_states(new_state), strict=True)):
             s.encoder_state = st
             s.frames_decoded += frames // 4
             s.add_events(per_stream[i])
+
+    def settled_events(self, stream: Stream) -> list[TokenEvent]:
+        """The events of every token ``stream``'s beams hold back, committed now (:meth:`Stream.settle`)."""
+        assert stream.beams is not None, "only a beam search holds tokens back"
+        with self._lock, torch.inference_mode():  # a turn it closes may be searched again: the model is used
+            return self.events([stream], flush(stream.beams, list(range(len(stream.beams)))))[0]
+
+    def events(self, streams: Sequence[Stream], emissions: list[Emission]) -> list[list[TokenEvent]]:
+        """Each stream's events of the committed ``emissions`` (channel-major rows over ``streams``, time order per
+        row); with ``turn_beam`` each ``<eot>`` that closes a turn carries the turn's second-pass characters."""
+        revisions: dict[int, list[Emission]] = {}
+        n = len(streams)
+        for k, e in enumerate(emissions):
+            channel, i = divmod(e.row, n)
+            held = streams[i].turn_frames
+            turn = None if held is None else held[channel].commit(e.token, e.frame)
+            if turn is not None:
+                frames, context, first = turn
+                revisions[k] = [replace(r, row=e.row) for r in self._search_turn(frames, context, first)]
+        return token_events(emissions, n, revisions)
+
+    def _search_turn(self, frames: torch.Tensor, context: tuple[int, ...], first: int) -> list[Emission]:
+        search = self.config.streaming
+        return search_turn(self._predictor, self.model.joiner, frames, context, first, search.turn_beam,
+                           search.max_symbols_per_frame, self._turn_bias, self._fusion)  # fmt: skip
 
     def _greedy(
         self, enc: torch.Tensor, offsets: list[int], context: torch.Tensor

@@ -45,6 +45,8 @@ class TokenEventLike(Protocol):
     def time(self) -> float: ...  # seconds from stream start (start of the emitting 40 ms frame)
     @property
     def logprob(self) -> float: ...
+    @property
+    def revision(self) -> Sequence[TokenEventLike] | None: ...  # on an "<eot>": the turn's second-pass characters
 
 
 @dataclass(frozen=True)
@@ -208,17 +210,33 @@ class TurnAssembler:
                 self._close(e.channel, finals)
                 self._open[e.channel] = self._new_turn(e.channel, e.time)
             elif e.token == EOT:
+                if e.revision is not None:
+                    self._revise(e.channel, e.revision, finals)
                 self._close(e.channel, finals, end=e.time)
-            elif e.token.startswith("<") and e.token.endswith(">"):
-                continue  # blank, unknown or future special tokens carry no text
-            else:
-                # a multi-character (subword) token scores once, on its first non-space character
-                scored = False
-                for ch in e.token:
-                    lp = None if scored or ch.isspace() else e.logprob
-                    scored = scored or lp is not None
-                    self._char(e.channel, ch, e.time, lp, finals)
+            elif not (e.token.startswith("<") and e.token.endswith(">")):  # blank, unknown or future special tokens
+                self._text(e, finals)  # carry no text
         return finals
+
+    def _text(self, e: TokenEventLike, finals: list[Turn]) -> None:
+        """A text token: its characters (a multi-character subword token scores once, on its first non-space
+        character)."""
+        scored = False
+        for ch in e.token:
+            lp = None if scored or ch.isspace() else e.logprob
+            scored = scored or lp is not None
+            self._char(e.channel, ch, e.time, lp, finals)
+
+    def _revise(self, channel: int, revision: Sequence[TokenEventLike], finals: list[Turn]) -> None:
+        """The closing turn's words become those of the second pass (its part from the open turn's start on: an
+        over-long turn's earlier parts are final already); a revision without letters leaves the words as they
+        are, so that a turn a partial showed still gets its final."""
+        turn = self._open.get(channel)
+        mine = [e for e in revision if turn is not None and e.time >= turn.start]
+        if turn is None or not any(ch.isalpha() for e in mine for ch in e.token):
+            return
+        turn.words, turn.current = [], None
+        for e in mine:
+            self._text(e, finals)
 
     def _char(self, channel: int, ch: str, time: float, logprob: float | None, finals: list[Turn]) -> None:
         turn = self._open.get(channel)

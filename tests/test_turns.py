@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ class Ev:
     token: str
     time: float
     logprob: float = -0.1
+    revision: tuple[Ev, ...] | None = None  # on an <eot>: the turn's second-pass characters
 
 
 def spell(channel: int, text: str, start: float, step: float = 0.04, sot: bool = True, eot: bool = True) -> list[Ev]:
@@ -321,3 +323,38 @@ def test_open_turns_hold_no_chain_of_closed_turns() -> None:
             c = turn.container
             assert c is None or (asm._open.get(c.channel) is c and c.container is None)
     assert asm.turns_closed > 150
+
+
+def revised(events: list[Ev], text: str) -> list[Ev]:
+    """``events`` (ending with an ``<eot>``) whose ``<eot>`` carries ``text`` as the turn's second pass, one
+    character a frame from the turn's first character on."""
+    start = next(e.time for e in events if not e.token.startswith("<"))
+    eot = events[-1]
+    revision = tuple(Ev(eot.channel, ch, round(start + 0.04 * i, 3), -0.2) for i, ch in enumerate(text))
+    return [*events[:-1], Ev(eot.channel, "<eot>", eot.time, revision=revision)]
+
+
+def test_the_second_pass_text_makes_the_final_and_partials_stay_as_shown() -> None:
+    asm = TurnAssembler()
+    events = revised(spell(0, "helo wrld ", 1.0), "hello world")
+    assert asm.push(events[:7]) == []
+    [partial] = asm.partials()
+    assert partial.text == "helo"  # the first pass, as it was spoken
+    [turn] = asm.push(events[7:])
+    assert turn.turn_id == partial.turn_id and turn.text == "hello world"
+    assert [(w.word, w.start, w.end) for w in turn.words] == [("hello", 1.04, 1.24), ("world", 1.28, 1.48)]
+    assert turn.start == 1.0 and turn.end == pytest.approx(1.48)  # the <eot> at 1.44, the last letter's end
+    assert turn.words[0].confidence == pytest.approx(math.exp(-0.2), abs=1e-3)
+
+
+def test_a_second_pass_without_letters_leaves_the_turn_as_it_was() -> None:
+    for text in ("", " "):
+        [turn] = TurnAssembler().push(revised(spell(1, "yes", 0.0), text))
+        assert turn.text == "yes"
+
+
+def test_the_second_pass_of_an_over_long_turn_revises_only_its_open_part() -> None:
+    asm = TurnAssembler(max_turn_seconds=1.0)
+    first, second = asm.push(revised(spell(0, "aaaa bbbb cccc dddd eeee fff", 0.0), "xxxx xxxx xxxx xxxx yyyy zzz"))
+    assert first.text == "aaaa bbbb cccc dddd eeee"  # closed by the cap before the <eot>: the first pass stays
+    assert (second.text, second.start) == ("zzz", 1.04)  # the second pass from the open part's start (1.04 s) on
