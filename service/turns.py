@@ -213,8 +213,10 @@ class TurnAssembler:
                 if e.revision is not None:
                     self._revise(e.channel, e.revision, finals)
                 self._close(e.channel, finals, end=e.time)
-            elif not (e.token.startswith("<") and e.token.endswith(">")):  # blank, unknown or future special tokens
-                self._text(e, finals)  # carry no text
+            elif e.token.startswith("<") and e.token.endswith(">"):
+                continue  # blank, unknown or future special tokens carry no text
+            else:
+                self._text(e, finals)
         return finals
 
     def _text(self, e: TokenEventLike, finals: list[Turn]) -> None:
