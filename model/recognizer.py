@@ -95,10 +95,10 @@ class TurnFrames:
     def append(self, block: torch.Tensor, keep: int) -> None:
         """Add (T_b, J) frames that follow those held."""
         self.frames = block if not self.frames.numel() else torch.cat([self.frames, block])
-        start = self.first + self.frames.shape[0] - keep if self.turn_from is None else self.turn_from
-        if self.turn_from is not None and self.first + self.frames.shape[0] - start > self.MAX_FRAMES:
-            self.turn_from, start = None, self.first + self.frames.shape[0] - keep  # too long: no second pass
-        self._drop_before(start)
+        end = self.first + self.frames.shape[0]
+        if self.turn_from is not None and end - self.turn_from > self.MAX_FRAMES:
+            self.turn_from = None  # too long: no second pass
+        self._drop_before(end - keep if self.turn_from is None else self.turn_from)
 
     def commit(self, token: int, frame: int) -> tuple[torch.Tensor, tuple[int, ...], int] | None:
         """Take a committed token of the channel; at an ``<eot>`` closing a turn whose frames are held, returns
@@ -356,13 +356,11 @@ class Recognizer:
             turn = None if held is None else held[channel].commit(e.token, e.frame)
             if turn is not None:
                 frames, context, first = turn
-                revisions[k] = [replace(r, row=e.row) for r in self._search_turn(frames, context, first)]
+                search = self.config.streaming
+                revisions[k] = search_turn(self._predictor, self.model.joiner, frames, context, first,
+                                           search.turn_beam, search.max_symbols_per_frame, self._turn_bias,
+                                           self._fusion)  # fmt: skip
         return token_events(emissions, n, revisions)
-
-    def _search_turn(self, frames: torch.Tensor, context: tuple[int, ...], first: int) -> list[Emission]:
-        search = self.config.streaming
-        return search_turn(self._predictor, self.model.joiner, frames, context, first, search.turn_beam,
-                           search.max_symbols_per_frame, self._turn_bias, self._fusion)  # fmt: skip
 
     def _greedy(
         self, enc: torch.Tensor, offsets: list[int], context: torch.Tensor

@@ -233,8 +233,10 @@ class TurnAssembler:
         over-long turn's earlier parts are final already); a revision without letters leaves the words as they
         are, so that a turn a partial showed still gets its final."""
         turn = self._open.get(channel)
-        mine = [e for e in revision if turn is not None and e.time >= turn.start]
-        if turn is None or not any(ch.isalpha() for e in mine for ch in e.token):
+        if turn is None:
+            return
+        mine = [e for e in revision if e.time >= turn.start]
+        if not any(ch.isalpha() for e in mine for ch in e.token):
             return
         turn.words, turn.current = [], None
         for e in mine:

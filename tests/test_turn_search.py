@@ -9,13 +9,14 @@ import torch
 from model.recognizer import Recognizer, TokenEvent, TurnFrames
 from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID, encode
 from service.turns import TurnAssembler
+from tests.test_beam import searching as beam_searching
 from tests.test_streaming import feed
 
 TURNS = {"turn_bonus": 2.0}  # the random tiny model opens and closes many turns with this bias
 
 
 def searching(rec: Recognizer, **settings: float) -> Recognizer:
-    return Recognizer(rec.model, rec.config.streaming.overridden(**{**TURNS, **settings}))
+    return beam_searching(rec, None, **{**TURNS, **settings})
 
 
 def first_pass(events: list[TokenEvent]) -> list[TokenEvent]:
