@@ -16,9 +16,10 @@ A classic, light extractor (no neural network, numpy only at run time):
    length-normalise. Two spans are the same speaker when the cosine of their embeddings is high.
 
 Saved as ``speaker.safetensors`` (``mean``, ``scale``, ``projection``, and ``ubm_*`` with a mixture) +
-``speaker.json`` (feature config, dimensions, training facts). The neural alternative, same contract
-(:class:`Embedder`), is ``model.speaker_net``; :func:`load_embedder` loads either kind, by default the bundled one from
-``model/pretrained_speaker/``.
+``speaker.json`` (feature config, dimensions, training facts). The alternatives, same contract
+(:class:`Embedder`), are ``model.speaker_net`` (a TDNN trained on the bank), ``model.speaker_dvector`` (an encoder of
+real people that a PyPI package ships) and ``model.speaker_fused`` (two of them scored together); :func:`load_embedder`
+loads any kind, by default the bundled one from ``model/pretrained_speaker/``.
 """
 
 from __future__ import annotations
@@ -375,8 +376,9 @@ class Embedder(Protocol):
 
 def load_embedder(path: str | Path | None = None) -> Embedder:
     """The speaker embedder saved in ``path`` (default: the bundled ``model/pretrained_speaker``), of the
-    kind its ``speaker.json`` names: ``stats-lda`` (:class:`SpeakerEmbedder`) or ``tdnn``
-    (:class:`model.speaker_net.NeuralSpeakerEmbedder`)."""
+    kind its ``speaker.json`` names: ``stats-lda`` (:class:`SpeakerEmbedder`), ``tdnn``
+    (:class:`model.speaker_net.NeuralSpeakerEmbedder`), ``dvector`` (:class:`model.speaker_dvector.DVectorEmbedder`)
+    or ``fused`` (:class:`model.speaker_fused.FusedEmbedder`)."""
     directory = Path(path or PRETRAINED_DIR)
     kind = read_config(directory)[0].get("kind")
     if kind == "stats-lda":
@@ -385,6 +387,14 @@ def load_embedder(path: str | Path | None = None) -> Embedder:
         from model.speaker_net import NeuralSpeakerEmbedder
 
         return NeuralSpeakerEmbedder.load(directory)
+    if kind == "dvector":
+        from model.speaker_dvector import DVectorEmbedder
+
+        return DVectorEmbedder.load(directory)
+    if kind == "fused":
+        from model.speaker_fused import FusedEmbedder
+
+        return FusedEmbedder.load(directory)
     raise ValueError(f"unknown speaker model kind {kind!r} in {directory}")
 
 

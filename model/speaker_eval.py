@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--merge-threshold", type=float, default=None, help="revision merge threshold")
     p.add_argument("--tune", type=int, default=0, help="tune the thresholds on this many simulated dev meetings")
     p.add_argument("--save-tuned", action="store_true", help="store the tuned thresholds with the speaker model")
+    p.add_argument("--tune-grid", default="0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.55,0.6", help="thresholds tried by --tune")
+    p.add_argument("--tune-merge-grid", default="0.2,0.3,0.4,0.5,1.1", help="merge thresholds tried by --tune")
     p.add_argument("--bank", default=None, help="also report pair EER over this bank's dev utterances")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     a = p.parse_args(argv)
@@ -340,8 +342,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = replace(cfg, merge_threshold=a.merge_threshold)
     report: dict[str, Any] = {"speaker_model": str(a.speaker_model or "bundled"), "sets": {}}
     if a.tune:
-        cfg, rows = tune(embedder, simulated_dev(a.bank or "data/bank", a.tune, 12345), cfg,
-                         [round(0.05 * k, 2) for k in range(4, 13)], [0.2, 0.3, 0.4, 0.5, 1.1])  # fmt: skip
+        grid, merge_grid = ([float(v) for v in g.split(",")] for g in (a.tune_grid, a.tune_merge_grid))
+        cfg, rows = tune(embedder, simulated_dev(a.bank or "data/bank", a.tune, 12345), cfg, grid, merge_grid)
         report["tuning"] = rows
         tried = [f"{r['threshold']:.2f}/{r['merge_threshold']:.1f}:{100 * r['cp_wer']:.1f}%" for r in rows]
         print("tuning (threshold/merge: cpWER): " + ", ".join(tried), file=sys.stderr)
