@@ -49,7 +49,7 @@ from model.speaker_cluster import TUNABLE
 from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
-from service.turns import DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER, TurnAssembler
+from service.turns import DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER, DEFAULT_ECHO_GRACE, TurnAssembler
 
 
 @dataclass
@@ -157,20 +157,22 @@ def label_sessions(
     spell: Callable[[str], str] | None = None,
     copy_window: float = DEFAULT_COPY_WINDOW,
     echo_cover: float = DEFAULT_ECHO_COVER,
+    echo_grace: float = DEFAULT_ECHO_GRACE,
 ) -> list[Decoded]:
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
     ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live.
     ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``.
     ``spell``: the recognizer's word repair (:meth:`Recognizer.spell`), as the service applies it.
     ``copy_window``: the assembler's cross-channel copy removal (:class:`TurnAssembler`; 0: off; the service's
-    default unless given); ``echo_cover``: its echo removal, likewise."""
+    default unless given); ``echo_cover``, ``echo_grace``: its echo removal, likewise."""
     results = []
     for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
         hint = (len({t["speaker"] for t in sess.turns}) or None) if count_hint else None
         labeller = make_labeller(embedder, max_speakers=hint, clustering=clustering)
-        assembler = TurnAssembler(labeller, spell=spell, copy_window=copy_window, echo_cover=echo_cover)
+        assembler = TurnAssembler(labeller, spell=spell, copy_window=copy_window, echo_cover=echo_cover,
+                                  echo_grace=echo_grace)  # fmt: skip
         sent = 0
         for pos, events in recording.steps:
             if pos > sent:
@@ -204,11 +206,12 @@ def decode_sessions(
     count_hint: bool = False,
     copy_window: float = DEFAULT_COPY_WINDOW,
     echo_cover: float = DEFAULT_ECHO_COVER,
+    echo_grace: float = DEFAULT_ECHO_GRACE,
 ) -> list[Decoded]:
     """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
     recordings = recognize_sessions(rec, sessions, batch)
     return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell,
-                          copy_window=copy_window, echo_cover=echo_cover)  # fmt: skip
+                          copy_window=copy_window, echo_cover=echo_cover, echo_grace=echo_grace)  # fmt: skip
 
 
 def seglst(session_id: str, turns: Iterable[dict[str, Any]], by: str = "speaker") -> list[dict[str, Any]]:
@@ -403,6 +406,7 @@ def evaluate(
     copy_window: float = DEFAULT_COPY_WINDOW,
     band: int | None = None,
     echo_cover: float = DEFAULT_ECHO_COVER,
+    echo_grace: float = DEFAULT_ECHO_GRACE,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
@@ -412,7 +416,7 @@ def evaluate(
     ``band``: then band-limited as if recorded at this sample rate (Hz; 8000: a telephone line);
     ``codec``: then stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy
     recording costs;
-    ``copy_window``, ``echo_cover``: see :func:`label_sessions`."""
+    ``copy_window``, ``echo_cover``, ``echo_grace``: see :func:`label_sessions`."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
@@ -430,6 +434,8 @@ def evaluate(
         report["copy_window"] = copy_window
     if echo_cover != DEFAULT_ECHO_COVER:
         report["echo_cover"] = echo_cover
+    if echo_grace != DEFAULT_ECHO_GRACE:
+        report["echo_grace"] = echo_grace
     for spec in specs:
         sessions = load_set(spec, limit)
         for s in sessions:
@@ -441,7 +447,7 @@ def evaluate(
                 s.audio = band_limit(s.audio, band)
             if codec is not None:
                 s.audio = vorbis_roundtrip(s.audio, codec)
-        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window, echo_cover)
+        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window, echo_cover, echo_grace)
         entry = score(sessions, decoded)
         if transcripts is not None:
             transcripts += [transcript_row(spec, s, d) for s, d in zip(sessions, decoded, strict=True)]
@@ -532,6 +538,8 @@ def markdown(report: dict[str, Any]) -> str:
     if "echo_cover" in report:
         cover = report["echo_cover"]
         head += f", echoes dropped at {cover:g} of their letters" if cover else ", echoes kept"
+    if "echo_grace" in report:
+        head += f", echoes judged until {report['echo_grace']:g} s after their container closed"
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -664,6 +672,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="drop a turn inside an open turn on the other channel when this share of its letters echoes "
                    f"that turn's words (the turn assembler's echo_cover, as the service does: {DEFAULT_ECHO_COVER:g}; "
                    "0: keep them)")  # fmt: skip
+    p.add_argument("--echo-grace", type=float, default=DEFAULT_ECHO_GRACE, metavar="SECONDS",
+                   help="a turn still counts as inside its container this long after the container closed (the turn "
+                   f"assembler's echo_grace, as the service does: {DEFAULT_ECHO_GRACE:g})")  # fmt: skip
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument(
@@ -691,16 +702,18 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--copy-window must not be negative, got {a.copy_window}")
     if not 0 <= a.echo_cover <= 1:
         p.error(f"--echo-cover is a share in [0, 1], got {a.echo_cover}")
+    if a.echo_grace < 0:
+        p.error(f"--echo-grace must not be negative, got {a.echo_grace}")
     if a.codec is not None and not 0 <= a.codec <= 1:
         p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
     if a.band is not None and not 1000 <= a.band <= 16000:
         p.error(f"--band must be a sample rate in 1000-16000 Hz, got {a.band}")
     probes = a.gain != 1.0 or a.codec is not None or a.noise is not None or a.band is not None
-    assembly = a.copy_window != DEFAULT_COPY_WINDOW or a.echo_cover != DEFAULT_ECHO_COVER
+    assembly = (a.copy_window, a.echo_cover, a.echo_grace) != (DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER,
+                                                                DEFAULT_ECHO_GRACE)  # fmt: skip
     if (probes or assembly) and (a.sweep or a.sweep_labels):
-        p.error(
-            "--noise, --gain, --band, --codec, --copy-window and --echo-cover apply to an evaluation, not to a sweep"
-        )
+        p.error("--noise, --gain, --band, --codec, --copy-window, --echo-cover and --echo-grace apply to an "
+                "evaluation, not to a sweep")  # fmt: skip
     set_num_threads(a.threads)
     model = load_model(a.model)
     lm = CharNgram.load(a.lm) if a.lm else CharNgram.load_if_present(checkpoint_dir(a.model))
@@ -722,7 +735,8 @@ def main(argv: list[str] | None = None) -> None:
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
                       count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec,
-                      noise=a.noise, copy_window=a.copy_window, band=a.band, echo_cover=a.echo_cover)  # fmt: skip
+                      noise=a.noise, copy_window=a.copy_window, band=a.band, echo_cover=a.echo_cover,
+                      echo_grace=a.echo_grace)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

@@ -30,6 +30,7 @@ FRAME_SECONDS = 0.04  # encoder frame: a token at time t covers [t, t + 0.04)
 DEFAULT_MAX_TURN_SECONDS = 30.0  # longer turns are closed at a word boundary and a new one opened
 DEFAULT_COPY_WINDOW = 0.3  # seconds: cross-channel copies of a word this close are dropped (TurnAssembler)
 DEFAULT_ECHO_COVER = 0.6  # share of a contained turn's letters echoing its container that drops it (TurnAssembler)
+DEFAULT_ECHO_GRACE = 0.4  # seconds after its container closed that a turn still counts as contained (TurnAssembler)
 ECHO_LEAD = 0.1  # seconds: a container may start this much after the turn it contains
 ECHO_MARGIN = 0.3  # the container's words compared: the turn's span widened by this share of the container's length
 
@@ -102,10 +103,16 @@ class _Word:
     end: float = 0.0
     logprobs: list[float] = field(default_factory=list)
     copy: bool = False  # a cross-channel copy (see TurnAssembler's copy_window): left out of partials and finals
+    heard: str | None = None  # the letters as recognised, when ``spell`` repaired them into ``chars``
 
     @property
     def text(self) -> str:
         return "".join(self.chars)
+
+    @property
+    def heard_text(self) -> str:
+        """The word as recognised, before any lexicon repair (what echoes are judged by)."""
+        return self.text if self.heard is None else self.heard
 
     @property
     def centre(self) -> float:
@@ -125,6 +132,8 @@ class _OpenTurn:
     turn_id: str | None = None  # given when the first character arrives
     last_partial: str = ""  # text of the last partial sent
     container: _OpenTurn | None = None  # open on another channel when this one opened, and started before it
+    last_time: float = 0.0  # stream time (seconds) of its latest event
+    closed_at: float | None = None  # stream time (seconds) of the event that closed it, once one has
 
     def has_text(self) -> bool:
         return bool(self.words) or self.current is not None
@@ -166,9 +175,12 @@ class TurnAssembler:
       another channel is open (its container: started before it, or at most ``ECHO_LEAD`` after) and closes
       while that one is still open, and whose letters are at least this share found, in order, in the
       container's words around it (within ``ECHO_MARGIN`` of the container's length so far; difflib's matching
-      blocks), is the same speech heard again: it gets no final. So that no partial is left without its final,
-      such a turn shows no partials while its container is open (a real interjection shows its words when it
-      closes, or when the container closes first); finals stay the same whenever partials are asked for.
+      blocks; the letters as recognised, before ``spell``'s repairs), is the same speech heard again: it gets no
+      final. ``echo_grace`` (seconds) extends "while that
+      one is still open" to that long after it closed (the two channels often close one person's sentence
+      within a few frames of each other, the container first). So that no partial is left without its final,
+      such a turn shows no partials while it is contained (a real interjection shows its words when it closes,
+      or ``echo_grace`` after the container closed first); finals stay the same whenever partials are asked for.
     - ``copy_window`` (seconds; 0: off) drops cross-channel copies, the separator's leakage: when a turn closes,
       each of its words that has the same text as a word of a turn on another channel (open, or closed and
       overlapping it) with centres less than ``copy_window`` apart is a copy; of the two turns, the one with the
@@ -185,12 +197,16 @@ class TurnAssembler:
         spell: Callable[[str], str] | None = None,
         copy_window: float = DEFAULT_COPY_WINDOW,
         echo_cover: float = DEFAULT_ECHO_COVER,
+        echo_grace: float = DEFAULT_ECHO_GRACE,
     ) -> None:
         assert max_turn_seconds > 0, f"max_turn_seconds must be positive, got {max_turn_seconds}"
         assert copy_window >= 0, f"copy_window must not be negative, got {copy_window}"
         assert 0 <= echo_cover <= 1, f"echo_cover is a share, got {echo_cover}"
+        assert echo_grace >= 0, f"echo_grace must not be negative, got {echo_grace}"
         self.copy_window = copy_window
         self.echo_cover = echo_cover
+        self.echo_grace = echo_grace
+        self._time = 0.0  # stream time of the event being handled (seconds)
         self.echoes_dropped = 0  # turns dropped as echoes so far
         self._closed: list[_ClosedTurn] = []  # recent final turns (for copy_window), oldest first
         self.labeller: SpeakerLabeller = labeller or ChannelLabeller()
@@ -206,6 +222,7 @@ class TurnAssembler:
         """Feed token events (in time order per channel); returns the turns they closed, in order."""
         finals: list[Turn] = []
         for e in events:
+            self._time = e.time
             if e.token == SOT:
                 self._close(e.channel, finals)
                 self._open[e.channel] = self._new_turn(e.channel, e.time)
@@ -217,6 +234,9 @@ class TurnAssembler:
                 continue  # blank, unknown or future special tokens carry no text
             else:
                 self._text(e, finals)
+        for o in self._open.values():  # containers closed longer than the grace ago are let go
+            if o.container is not None and o.container.closed_at is not None and not self._contained(o, o.last_time):
+                o.container = None
         return finals
 
     def _text(self, e: TokenEventLike, finals: list[Turn]) -> None:
@@ -259,26 +279,35 @@ class TurnAssembler:
                 self._next_id += 1
         turn.current.chars.append(ch)
         turn.current.end = time + self.frame_seconds
+        turn.last_time = max(turn.last_time, time)
         if logprob is not None:
             turn.current.logprobs.append(logprob)
 
     def _new_turn(self, channel: int, start: float) -> _OpenTurn:
         """A turn opening on ``channel``, with its container when it has one (see ``echo_cover``)."""
         holders = [o for o in self._open.values() if o.channel != channel and o.start <= start + ECHO_LEAD]
-        return _OpenTurn(channel, start, container=min(holders, key=lambda o: o.start, default=None))
+        return _OpenTurn(channel, start, last_time=start, container=min(holders, key=lambda o: o.start, default=None))
 
-    def _contained(self, turn: _OpenTurn) -> bool:
-        """Whether ``turn``'s container is still open (then its partials wait)."""
+    def _contained(self, turn: _OpenTurn, at: float) -> bool:
+        """Whether ``turn``'s container is still open, or closed less than ``echo_grace`` before ``at`` (seconds:
+        the turn's own latest event for its partials, the event closing it for its final; the turn's own times
+        only, so that how the two channels' events interleave does not matter, and a turn that showed a partial is
+        not contained when it closes)."""
         c = turn.container
-        return c is not None and self.echo_cover > 0 and self._open.get(c.channel) is c
+        if c is None or self.echo_cover <= 0:
+            return False
+        if c.closed_at is None:
+            return self._open.get(c.channel) is c
+        return at < c.closed_at + self.echo_grace
 
     def _is_echo(self, turn: _OpenTurn, c: _OpenTurn, end: float) -> bool:
-        """Whether the closing ``turn`` repeats the words of its container ``c`` (still open) around it."""
-        mine = " ".join(w.text for w in turn.words)
+        """Whether the closing ``turn`` repeats the words of its container ``c`` (open, or closed within the
+        grace) around it."""
+        mine = " ".join(w.heard_text for w in turn.words)
         letters = len(mine.replace(" ", ""))
         margin = ECHO_MARGIN * max(end - c.start, 0.0)
         theirs = c.words + ([c.current] if c.current is not None else [])
-        near = " ".join(w.text for w in theirs if turn.start - margin <= w.centre <= end + margin)
+        near = " ".join(w.heard_text for w in theirs if turn.start - margin <= w.centre <= end + margin)
         if not letters or not near:
             return False
         matched = sum(b.size for b in difflib.SequenceMatcher(None, mine, near, autojunk=False).get_matching_blocks())
@@ -289,6 +318,7 @@ class TurnAssembler:
         word, turn.current = turn.current, None
         if word is not None:
             if self.spell is not None:
+                word.heard = word.text
                 word.chars = list(self.spell(word.text))
             turn.words.append(word)
 
@@ -298,7 +328,7 @@ class TurnAssembler:
         if carry is not None:
             turn.current = None
         self._close(turn.channel, finals)
-        new = self._open[turn.channel] = _OpenTurn(turn.channel, carry.start if carry else time)
+        new = self._open[turn.channel] = _OpenTurn(turn.channel, carry.start if carry else time, last_time=time)
         if carry is not None:
             new.current = carry
             new.turn_id = f"t{self._next_id}"
@@ -309,11 +339,14 @@ class TurnAssembler:
         turn = self._open.pop(channel, None)
         if turn is None:
             return
-        # a closed turn contains nothing any more: drop the references, so no chain of turns outlives them
-        container, turn.container = (turn.container if self._contained(turn) else None), None
-        for o in self._open.values():
-            if o.container is turn:
-                o.container = None
+        # a closed turn contains nothing any more: drop its reference, so no chain of turns outlives them; the
+        # turns it contains keep theirs for the grace
+        turn.closed_at = max(self._time, turn.last_time)
+        container, turn.container = (turn.container if self._contained(turn, turn.closed_at) else None), None
+        if self.echo_grace <= 0:
+            for o in self._open.values():
+                if o.container is turn:
+                    o.container = None
         self._complete(turn)
         if not turn.words:
             return
@@ -334,8 +367,12 @@ class TurnAssembler:
 
     def _mark_copies(self, turn: _OpenTurn, end: float) -> None:
         """Mark the cross-channel copies between the closing ``turn`` and every turn on another channel that is
-        open or overlaps it (see ``copy_window`` in the class docstring)."""
-        others = [(o.shown(), True) for o in self._open.values() if o.channel != turn.channel]
+        open or overlaps it (see ``copy_window`` in the class docstring). An open turn that ``turn`` contains may
+        still be dropped as its echo within the grace, taking the copies with it: it is left to settle its copies
+        when it closes (against ``turn``, closed by then)."""
+        maybe_echo = self.echo_cover > 0 and self.echo_grace > 0
+        others = [(o.shown(), True) for o in self._open.values()
+                  if o.channel != turn.channel and not (maybe_echo and o.container is turn)]  # fmt: skip
         others += [(c.words, False) for c in self._closed
                    if c.channel != turn.channel and c.end > turn.start and c.start < end]  # fmt: skip
         for theirs, still_open in others:
@@ -375,7 +412,7 @@ class TurnAssembler:
             turn = self._open[channel]
             words = turn.shown()
             text = " ".join(w.text for w in words)
-            if not text or text == turn.last_partial or turn.turn_id is None or self._contained(turn):
+            if not text or text == turn.last_partial or turn.turn_id is None or self._contained(turn, turn.last_time):
                 continue
             turn.last_partial = text
             probe = Turn(turn_id=turn.turn_id, channel=channel, speaker="", start=round(turn.start, 3),
@@ -387,8 +424,12 @@ class TurnAssembler:
     def finalize(self) -> list[Turn]:
         """Close every open turn now (ending at its last word); returns them ordered by start."""
         finals: list[Turn] = []
+
         # turns inside an open container close first, while it is still open, as they would have mid-stream
-        for channel in sorted(self._open, key=lambda c: (not self._contained(self._open[c]), self._open[c].start, c)):
+        def inside(c: int) -> bool:
+            return self._contained(self._open[c], self._open[c].last_time)
+
+        for channel in sorted(self._open, key=lambda c: (not inside(c), self._open[c].start, c)):
             self._close(channel, finals)
         return sorted(finals, key=lambda t: (t.start, t.channel))
 

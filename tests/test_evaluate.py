@@ -138,12 +138,15 @@ def test_label_sweep_decodes_once_and_moves_the_labels(
     calls = []
     spy(monkeypatch, evaluate, "recognize_sessions", lambda *a, **k: calls.append(1))
     # threshold: the cosine a new speaker scores; -1 never opens a second one, 1 opens one for every turn
+    # (merges off, during the stream too: the turns left are of one voice and never overlap)
     main([spec, "--model", model, "--sweep-labels", "threshold=-1,1", "--sweep-labels", "min_new_seconds=0",
-          "--sweep-labels", "merge_threshold=2", "--out", str(tmp_path / "sw")])  # fmt: skip
+          "--sweep-labels", "merge_threshold=2", "--sweep-labels", "live_merge_threshold=2",
+          "--out", str(tmp_path / "sw")])  # fmt: skip
     assert len(calls) == 1  # one decode for every labelling
     sweep = json.loads((tmp_path / "sw.json").read_text())
     reports = sweep["reports"]
-    few, many = (reports[f"threshold={t},min_new_seconds=0,merge_threshold=2"]["sets"][spec] for t in (-1, 1))
+    keys = (f"threshold={t},min_new_seconds=0,merge_threshold=2,live_merge_threshold=2" for t in (-1, 1))
+    few, many = (reports[key]["sets"][spec] for key in keys)
     assert few["turns"] == many["turns"] and few["orc_wer"] == many["orc_wer"]  # same words and turns
     assert few["turns"]["found"] > 2  # the lively random model opens turns to label
     assert few["cp_wer"]["rate"] != many["cp_wer"]["rate"] or few["speakers"] != many["speakers"]

@@ -211,10 +211,14 @@ def _by_time(*streams: list[Ev]) -> list[Ev]:
 
 
 def _assemble(
-    events: list[Ev], copy_window: float, partials: list[tuple[int, str]] | None = None, echo_cover: float = 0.0
+    events: list[Ev],
+    copy_window: float,
+    partials: list[tuple[int, str]] | None = None,
+    echo_cover: float = 0.0,
+    echo_grace: float = 0.0,
 ) -> list[Turn]:
     """Turns of ``events`` pushed one by one (echo removal off unless asked: these turns overlap on purpose)."""
-    asm = TurnAssembler(copy_window=copy_window, echo_cover=echo_cover)
+    asm = TurnAssembler(copy_window=copy_window, echo_cover=echo_cover, echo_grace=echo_grace)
     turns = []
     for e in events:  # one decode step per event
         turns += asm.push([e])
@@ -265,7 +269,7 @@ def test_a_turn_of_copies_only_is_kept_whole() -> None:
 
 # channel 1 opens inside the open channel-0 turn and repeats its middle, misspelled: the separator's echo
 TALKER_TEXT = "research is to see what everybody else has seen"
-TALKER = spell(0, TALKER_TEXT, 20.0)  # closes at 21.96 s
+TALKER = spell(0, TALKER_TEXT, 20.0)  # closes at 21.92 s
 ECHO = spell(1, "is to sea what", 20.36)  # closes at 20.96 s, inside TALKER
 
 
@@ -279,6 +283,13 @@ def test_an_echo_inside_an_open_turn_gets_no_final_and_shows_no_partial() -> Non
     assert [t.channel for t in asm.push(_by_time(TALKER, ECHO))] == [0] and asm.echoes_dropped == 1
     # off: the echo is a turn like any other
     assert len(_assemble(_by_time(TALKER, ECHO), copy_window=0.3, echo_cover=0.0)) == 2
+
+
+def test_echoes_are_judged_by_the_letters_heard_not_by_the_lexicons_repairs() -> None:
+    """A repair that makes the echo's words unlike the talker's (or alike) does not change whether it is one:
+    the lexicon shows words, the echo is in the audio."""
+    asm = TurnAssembler(spell=lambda w: "q" * 12 if w == "sea" else w)
+    assert [t.text for t in asm.push(_by_time(TALKER, ECHO))] == [TALKER_TEXT] and asm.echoes_dropped == 1
 
 
 def test_an_interjection_inside_an_open_turn_is_kept_and_its_partials_wait_for_its_container() -> None:
@@ -297,13 +308,40 @@ def test_an_interjection_inside_an_open_turn_is_kept_and_its_partials_wait_for_i
     assert first > closed_at and seen[-1][0] == 1
 
 
-def test_echo_removal_gives_the_same_finals_whenever_partials_are_asked() -> None:
+def test_an_echo_closing_just_after_its_container_is_dropped_within_the_grace() -> None:
+    late = spell(1, "else has seen", 21.5)  # the talker's last words again, closing at 22.06 s (the talker: 21.92)
+    events = _by_time(TALKER, late)
+    for grace in (0.0, 0.05):  # no grace, or too short: a turn like any other
+        turns = _assemble(events, copy_window=0.0, echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+        assert [t.channel for t in turns] == [0, 1]
+    seen: list[tuple[int, str]] = []
+    turns = _assemble(events, copy_window=0.0, partials=seen, echo_cover=DEFAULT_ECHO_COVER, echo_grace=0.3)
+    assert [t.channel for t in turns] == [0] and all(channel == 0 for channel, _ in seen)
+    # an interjection that outlasts the grace shows its partials once the grace is over, and keeps its final
+    long = spell(1, "sounds good to me and we can start on monday then", 20.36)  # closes at 22.40 s
+    asm = TurnAssembler(echo_grace=0.3)
+    shown_at = []
+    for e in _by_time(TALKER, long):
+        asm.push([e])
+        shown_at += [e.time for p in asm.partials() if p.channel == 1]
+    assert shown_at and min(shown_at) >= 21.92 + 0.3
+    assert [t.channel for t in asm.finalize()] == [] and asm.echoes_dropped == 0
+
+
+@pytest.mark.parametrize("grace", [0.0, 0.3])
+def test_echo_removal_gives_the_same_finals_whenever_partials_are_asked(grace: float) -> None:
     talker = spell(0, TALKER_TEXT, 20.0, eot=False)  # still talking when the stream ends
     events = _by_time(talker, ECHO, spell(1, "yes is to sea", 21.2, eot=False))
-    asked = _assemble(events, copy_window=0.3, partials=[], echo_cover=DEFAULT_ECHO_COVER)
-    never = _assemble(events, copy_window=0.3, echo_cover=DEFAULT_ECHO_COVER)
+    asked = _assemble(events, copy_window=0.3, partials=[], echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+    never = _assemble(events, copy_window=0.3, echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
     assert [t.model_dump() for t in asked] == [t.model_dump() for t in never]
-    at_once = TurnAssembler()
+    # a talker that closes, then an echo of its end closing within the grace, then more talk
+    closed = _by_time(TALKER, spell(1, "else has seen", 21.5), spell(0, "and so on", 23.0))
+    with_partials = _assemble(closed, copy_window=0.3, partials=[], echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+    without = _assemble(closed, copy_window=0.3, echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+    assert [t.model_dump() for t in with_partials] == [t.model_dump() for t in without]
+    assert len(without) == (2 if grace else 3)
+    at_once = TurnAssembler(echo_grace=grace)
     whole = at_once.push(events) + at_once.finalize()
     assert sorted(t.text for t in whole) == sorted(t.text for t in never)
     # the unclosed echo inside the unclosed talker closes first at finalize, as it would have mid-stream
@@ -312,7 +350,8 @@ def test_echo_removal_gives_the_same_finals_whenever_partials_are_asked() -> Non
 
 def test_open_turns_hold_no_chain_of_closed_turns() -> None:
     """Turns overlapping in turn on the two channels for a long meeting: an open turn refers at most to its
-    container while that is open, never to turns long closed (the memory of a long stream stays flat)."""
+    container (open, or closed within the echo grace), never to a chain of closed turns (the memory of a long
+    stream stays flat)."""
     asm = TurnAssembler()
     events = []
     for k in range(200):  # each turn opens inside the other channel's and outlasts it
@@ -321,7 +360,9 @@ def test_open_turns_hold_no_chain_of_closed_turns() -> None:
         asm.push([e])
         for turn in asm._open.values():
             c = turn.container
-            assert c is None or (asm._open.get(c.channel) is c and c.container is None)
+            if c is not None:  # open, or closed within the grace; and no chain beyond the other channel's turn
+                assert asm._open.get(c.channel) is c or turn.last_time < c.closed_at + asm.echo_grace  # type: ignore[operator]
+                assert c.container is None or c.container.container is None
     assert asm.turns_closed > 150
 
 
