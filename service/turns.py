@@ -176,11 +176,11 @@ class TurnAssembler:
       while that one is still open, and whose letters are at least this share found, in order, in the
       container's words around it (within ``ECHO_MARGIN`` of the container's length so far; difflib's matching
       blocks; the letters as recognised, before ``spell``'s repairs), is the same speech heard again: it gets no
-      final. ``echo_grace`` (seconds) extends "while that
-      one is still open" to that long after it closed (the two channels often close one person's sentence
-      within a few frames of each other, the container first). So that no partial is left without its final,
-      such a turn shows no partials while it is contained (a real interjection shows its words when it closes,
-      or ``echo_grace`` after the container closed first); finals stay the same whenever partials are asked for.
+      final. ``echo_grace`` (seconds) extends "while that one is still open" to that long after it closed, by the
+      turn's own event times (the two channels often close one person's sentence within a few frames of each
+      other, the container first). So that no partial is left without its final, such a turn shows no partials
+      while it is contained (a real interjection shows its words when it closes, or once its words run
+      ``echo_grace`` past the container's close); finals stay the same whenever partials are asked for.
     - ``copy_window`` (seconds; 0: off) drops cross-channel copies, the separator's leakage: when a turn closes,
       each of its words that has the same text as a word of a turn on another channel (open, or closed and
       overlapping it) with centres less than ``copy_window`` apart is a copy; of the two turns, the one with the
