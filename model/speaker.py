@@ -227,10 +227,15 @@ def fit_lda(
     return mean, scale, projection
 
 
+def unit_length(z: np.ndarray) -> np.ndarray:
+    """(..., E) vectors -> float32, each scaled to unit length (an all-zero vector stays zero)."""
+    z = np.asarray(z, dtype=np.float64)
+    return (z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-9)).astype(np.float32)
+
+
 def lda_project(stats: np.ndarray, mean: np.ndarray, scale: np.ndarray, projection: np.ndarray) -> np.ndarray:
     """(..., D) statistics -> (..., E) float32 unit-length embeddings under a :func:`fit_lda` projection."""
-    z = ((np.asarray(stats, dtype=np.float64) - mean) / scale) @ projection
-    return (z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-9)).astype(np.float32)
+    return unit_length(((np.asarray(stats, dtype=np.float64) - mean) / scale) @ projection)
 
 
 @dataclass(frozen=True)

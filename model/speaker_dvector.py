@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.speaker import SAMPLE_RATE, WEIGHTS_FILE, TrainingInfo, read_config, write_config
+from model.speaker import SAMPLE_RATE, WEIGHTS_FILE, TrainingInfo, read_config, unit_length, write_config
 
 KIND = "dvector"
 
@@ -169,8 +169,7 @@ class DVectorEmbedder:
         x = np.pad(x, (0, max(0, need - len(x))))
         mel = self.mels(x)
         batch = torch.stack([mel[s : s + cfg.partial_frames] for s in starts])
-        z = self.net(batch).mean(0).double().numpy()
-        return (z / max(float(np.linalg.norm(z)), 1e-9)).astype(np.float32)
+        return unit_length(self.net(batch).mean(0).double().numpy())
 
     # -- files ---------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

@@ -12,12 +12,11 @@ the clustering thresholds in ``training`` are the fused embedding's own.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from model.speaker import CONFIG_FILE, SAMPLE_RATE, Embedder, TrainingInfo, read_config
+from model.speaker import SAMPLE_RATE, Embedder, TrainingInfo, read_config, unit_length, write_config
 
 KIND = "fused"
 
@@ -39,8 +38,8 @@ class FusedEmbedder:
 
     def embed(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """(sum of the parts' E,) float32 unit-length embedding of a span of audio (N,) at 16 kHz."""
-        z = np.concatenate([s * p.embed(samples, sample_rate) for p, s in zip(self.parts, self.scales, strict=True)])
-        return (z / max(float(np.linalg.norm(z)), 1e-9)).astype(np.float32)
+        return unit_length(np.concatenate([s * p.embed(samples, sample_rate)
+                                           for p, s in zip(self.parts, self.scales, strict=True)]))  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | Path) -> FusedEmbedder:
@@ -56,10 +55,6 @@ class FusedEmbedder:
 def write_fused(directory: str | Path, parts: dict[str, float], info: TrainingInfo | None = None) -> None:
     """Write a fused embedder's ``speaker.json`` into ``directory``: ``parts`` maps each part's folder (relative
     to ``directory``) to its weight."""
-    from dataclasses import asdict
-
-    meta = {"kind": KIND, "parts": [{"path": p, "weight": w} for p, w in parts.items()],
-            "training": asdict(info or TrainingInfo())}  # fmt: skip
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_config(path, KIND, info or TrainingInfo(), parts=[{"path": p, "weight": w} for p, w in parts.items()])

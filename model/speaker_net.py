@@ -28,7 +28,7 @@ from torch import nn
 
 from model.config import FeatureConfig
 from model.features import LogMel
-from model.speaker import SAMPLE_RATE, WEIGHTS_FILE, TrainingInfo, read_config, write_config
+from model.speaker import SAMPLE_RATE, WEIGHTS_FILE, TrainingInfo, read_config, unit_length, write_config
 
 KIND = "tdnn"
 
@@ -116,8 +116,7 @@ class NeuralSpeakerEmbedder:
         """(E,) float32 unit-length embedding of a span of audio (N,) at ``sample_rate`` (must be 16 kHz)."""
         rate = self.features.sample_rate
         assert sample_rate == rate, f"resample to {rate} Hz, got {sample_rate}"
-        z = self.net(self.frames(samples)[None])[0].double().numpy()
-        return (z / max(float(np.linalg.norm(z)), 1e-9)).astype(np.float32)
+        return unit_length(self.net(self.frames(samples)[None])[0].double().numpy())
 
     # -- files ---------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

@@ -3,16 +3,17 @@
     .venv/bin/python scripts/echo_grace_sweep.py data/tune/meet2 data/tune/meet3-4 data/tune/single \
         --grace 0 0.2 0.4 0.8 1.5
 
-Prints, per grace, ORC-WER / cpWER / turns found of each set and the mean of (ORC-WER + cpWER) / 2 over the sets
-(what ``sts-eval --sweep`` minimises); the turn assembler's ``echo_grace`` (``service/turns.py``) was chosen
-with it in session 30 on the tuning sets.
+Prints a Markdown table: per grace, ORC-WER / cpWER / turns found of each set and the mean of (ORC-WER + cpWER) / 2
+over the sets (``clients.evaluate.sweep_score``, what ``sts-eval --sweep`` minimises); the turn assembler's
+``echo_grace`` (``service/turns.py``) was chosen with it in session 30 on the tuning sets.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from clients.evaluate import label_sessions, load_set, recognize_sessions, score
+from clients.evaluate import _grid_search, label_sessions, load_set, recognize_sessions, score, sweep_score
 from model.recognizer import Recognizer
 from model.speaker import load_embedder
 
@@ -28,14 +29,17 @@ def main() -> None:
     for spec in a.sets:
         sessions = load_set(spec, None)
         decoded[spec] = (sessions, recognize_sessions(rec, sessions))
-    for grace in a.grace:
-        cells, total = [], 0.0
-        for spec, (sessions, recordings) in decoded.items():
-            e = score(sessions, label_sessions(recordings, sessions, embedder, spell=rec.spell, echo_grace=grace))
-            orc, cp = 100 * e["orc_wer"]["rate"], 100 * e["cp_wer"]["rate"]
-            cells.append(f"{spec} {orc:.2f} / {cp:.2f} / {e['turns']['found']}")
-            total += (orc + cp) / 2
-        print(f"grace {grace:g} s: " + "; ".join(cells) + f"; mean {total / len(decoded):.2f}", flush=True)
+
+    def run(setting: dict[str, float]) -> dict[str, Any]:
+        return {"sets": {spec: score(sessions, label_sessions(recordings, sessions, embedder, spell=rec.spell,
+                                                              echo_grace=setting["echo_grace"]))
+                         for spec, (sessions, recordings) in decoded.items()}}  # fmt: skip
+
+    def cell(e: dict[str, Any]) -> str:
+        return f"{100 * e['orc_wer']['rate']:.2f} / {100 * e['cp_wer']['rate']:.2f} / {e['turns']['found']}"
+
+    title = f"Model `{rec.model_name}`, echo grace sweep (cells: ORC-WER / cpWER / turns found)"
+    print(_grid_search({"echo_grace": a.grace}, run, cell, sweep_score, title)[1], end="")
 
 
 if __name__ == "__main__":
