@@ -49,7 +49,7 @@ from model.speaker_cluster import TUNABLE
 from service.formats import relabelled
 from service.schemas import Turn
 from service.speakers import make_labeller
-from service.turns import DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER, DEFAULT_ECHO_GRACE, TurnAssembler
+from service.turns import SERVICE_LEAKAGE, LeakageRules, TurnAssembler
 
 
 @dataclass
@@ -155,24 +155,21 @@ def label_sessions(
     clustering: dict[str, float] | None = None,
     count_hint: bool = False,
     spell: Callable[[str], str] | None = None,
-    copy_window: float = DEFAULT_COPY_WINDOW,
-    echo_cover: float = DEFAULT_ECHO_COVER,
-    echo_grace: float = DEFAULT_ECHO_GRACE,
+    leakage: LeakageRules = SERVICE_LEAKAGE,
 ) -> list[Decoded]:
     """Assemble the recorded events into turns, speakers labelled by voice with ``embedder`` (as the service does;
     ``clustering`` overrides its tuned knobs), else by channel; the audio reaches the labeller as it did live.
     ``count_hint``: the labeller gets each session's reference speaker count as the client's ``max_speakers``.
     ``spell``: the recognizer's word repair (:meth:`Recognizer.spell`), as the service applies it.
-    ``copy_window``: the assembler's cross-channel copy removal (:class:`TurnAssembler`; 0: off; the service's
-    default unless given); ``echo_cover``, ``echo_grace``: its echo removal, likewise."""
+    ``leakage``: the assembler's removal of cross-channel copies and echoes (:class:`TurnAssembler`; the service's
+    rules unless given)."""
     results = []
     for recording, sess in zip(recordings, sessions, strict=True):
         t0 = time.process_time()
         result = Decoded()
         hint = (len({t["speaker"] for t in sess.turns}) or None) if count_hint else None
         labeller = make_labeller(embedder, max_speakers=hint, clustering=clustering)
-        assembler = TurnAssembler(labeller, spell=spell, copy_window=copy_window, echo_cover=echo_cover,
-                                  echo_grace=echo_grace)  # fmt: skip
+        assembler = TurnAssembler(labeller, spell=spell, leakage=leakage)
         sent = 0
         for pos, events in recording.steps:
             if pos > sent:
@@ -204,14 +201,11 @@ def decode_sessions(
     batch: int = 16,
     embedder: Embedder | None = None,
     count_hint: bool = False,
-    copy_window: float = DEFAULT_COPY_WINDOW,
-    echo_cover: float = DEFAULT_ECHO_COVER,
-    echo_grace: float = DEFAULT_ECHO_GRACE,
+    leakage: LeakageRules = SERVICE_LEAKAGE,
 ) -> list[Decoded]:
     """Stream every session (:func:`recognize_sessions`) and assemble labelled turns (:func:`label_sessions`)."""
     recordings = recognize_sessions(rec, sessions, batch)
-    return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell,
-                          copy_window=copy_window, echo_cover=echo_cover, echo_grace=echo_grace)  # fmt: skip
+    return label_sessions(recordings, sessions, embedder, count_hint=count_hint, spell=rec.spell, leakage=leakage)
 
 
 def seglst(session_id: str, turns: Iterable[dict[str, Any]], by: str = "speaker") -> list[dict[str, Any]]:
@@ -403,10 +397,8 @@ def evaluate(
     gain: float = 1.0,
     codec: float | None = None,
     noise: float | None = None,
-    copy_window: float = DEFAULT_COPY_WINDOW,
     band: int | None = None,
-    echo_cover: float = DEFAULT_ECHO_COVER,
-    echo_grace: float = DEFAULT_ECHO_GRACE,
+    leakage: LeakageRules = SERVICE_LEAKAGE,
 ) -> dict[str, Any]:
     """Decode and score every set of ``specs``; speakers labelled by voice with the speaker model in folder
     ``speaker_model`` (default: the bundled one), or by channel; ``count_hint``: see :func:`label_sessions`.
@@ -416,7 +408,7 @@ def evaluate(
     ``band``: then band-limited as if recorded at this sample rate (Hz; 8000: a telephone line);
     ``codec``: then stored and decoded as Ogg Vorbis at this compression level (0-1), to measure what a lossy
     recording costs;
-    ``copy_window``, ``echo_cover``, ``echo_grace``: see :func:`label_sessions`."""
+    ``leakage``: see :func:`label_sessions`."""
     embedder = load_embedder(speaker_model) if voice_labels else None
     labels = f"voice ({speaker_model or 'bundled'})" if voice_labels else "channel"
     labels += ", reference speaker count as the max_speakers hint" if count_hint and voice_labels else ""
@@ -430,12 +422,7 @@ def evaluate(
         report["noise"] = noise
     if band is not None:
         report["band"] = band
-    if copy_window != DEFAULT_COPY_WINDOW:
-        report["copy_window"] = copy_window
-    if echo_cover != DEFAULT_ECHO_COVER:
-        report["echo_cover"] = echo_cover
-    if echo_grace != DEFAULT_ECHO_GRACE:
-        report["echo_grace"] = echo_grace
+    report.update(leakage.changed())
     for spec in specs:
         sessions = load_set(spec, limit)
         for s in sessions:
@@ -447,7 +434,7 @@ def evaluate(
                 s.audio = band_limit(s.audio, band)
             if codec is not None:
                 s.audio = vorbis_roundtrip(s.audio, codec)
-        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, copy_window, echo_cover, echo_grace)
+        decoded = decode_sessions(rec, sessions, batch, embedder, count_hint, leakage)
         entry = score(sessions, decoded)
         if transcripts is not None:
             transcripts += [transcript_row(spec, s, d) for s, d in zip(sessions, decoded, strict=True)]
@@ -665,16 +652,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--codec", type=float, default=None, metavar="LEVEL",
                    help="then store and decode the audio as Ogg Vorbis at this compression level, 0-1 (1: about "
                    "35 kbps), to measure what a lossy recording costs")  # fmt: skip
-    p.add_argument("--copy-window", type=float, default=DEFAULT_COPY_WINDOW, metavar="SECONDS",
+    p.add_argument("--copy-window", type=float, default=LeakageRules.copy_window, metavar="SECONDS",
                    help="drop cross-channel copies of words within this many seconds (the turn assembler's "
-                   f"copy_window, as the service does: {DEFAULT_COPY_WINDOW:g}; 0: keep them)")  # fmt: skip
-    p.add_argument("--echo-cover", type=float, default=DEFAULT_ECHO_COVER, metavar="SHARE",
+                   f"copy_window, as the service does: {LeakageRules.copy_window:g}; 0: keep them)")  # fmt: skip
+    p.add_argument("--echo-cover", type=float, default=LeakageRules.echo_cover, metavar="SHARE",
                    help="drop a turn inside an open turn on the other channel when this share of its letters echoes "
-                   f"that turn's words (the turn assembler's echo_cover, as the service does: {DEFAULT_ECHO_COVER:g}; "
-                   "0: keep them)")  # fmt: skip
-    p.add_argument("--echo-grace", type=float, default=DEFAULT_ECHO_GRACE, metavar="SECONDS",
+                   f"that turn's words (the turn assembler's echo_cover, as the service does: "
+                   f"{LeakageRules.echo_cover:g}; 0: keep them)")  # fmt: skip
+    p.add_argument("--echo-grace", type=float, default=LeakageRules.echo_grace, metavar="SECONDS",
                    help="a turn still counts as inside its container this long after the container closed (the turn "
-                   f"assembler's echo_grace, as the service does: {DEFAULT_ECHO_GRACE:g})")  # fmt: skip
+                   f"assembler's echo_grace, as the service does: {LeakageRules.echo_grace:g})")  # fmt: skip
     p.add_argument("--channel-labels", action="store_true", help="label speakers by channel, not by voice")
     p.add_argument("--speaker-model", default=None, help="speaker-embedder folder (default: the bundled one)")
     p.add_argument(
@@ -698,20 +685,16 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if not a.gain > 0:
         p.error(f"--gain must be positive, got {a.gain}")
-    if a.copy_window < 0:
-        p.error(f"--copy-window must not be negative, got {a.copy_window}")
-    if not 0 <= a.echo_cover <= 1:
-        p.error(f"--echo-cover is a share in [0, 1], got {a.echo_cover}")
-    if a.echo_grace < 0:
-        p.error(f"--echo-grace must not be negative, got {a.echo_grace}")
+    try:
+        leakage = LeakageRules(a.copy_window, a.echo_cover, a.echo_grace)
+    except ValueError as e:
+        p.error(f"{e} (--{str(e).split()[0].replace('_', '-')})")
     if a.codec is not None and not 0 <= a.codec <= 1:
         p.error(f"--codec must be a compression level in [0, 1], got {a.codec}")
     if a.band is not None and not 1000 <= a.band <= 16000:
         p.error(f"--band must be a sample rate in 1000-16000 Hz, got {a.band}")
     probes = a.gain != 1.0 or a.codec is not None or a.noise is not None or a.band is not None
-    assembly = (a.copy_window, a.echo_cover, a.echo_grace) != (DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER,
-                                                                DEFAULT_ECHO_GRACE)  # fmt: skip
-    if (probes or assembly) and (a.sweep or a.sweep_labels):
+    if (probes or leakage.changed()) and (a.sweep or a.sweep_labels):
         p.error("--noise, --gain, --band, --codec, --copy-window, --echo-cover and --echo-grace apply to an "
                 "evaluation, not to a sweep")  # fmt: skip
     set_num_threads(a.threads)
@@ -735,8 +718,7 @@ def main(argv: list[str] | None = None) -> None:
     transcripts: list[dict[str, Any]] = []
     report = evaluate(rec, a.sets, a.limit, a.batch, voice_labels=not a.channel_labels, speaker_model=a.speaker_model,
                       count_hint=a.count_hint, transcripts=transcripts, gain=a.gain, codec=a.codec,
-                      noise=a.noise, copy_window=a.copy_window, band=a.band, echo_cover=a.echo_cover,
-                      echo_grace=a.echo_grace)  # fmt: skip
+                      noise=a.noise, band=a.band, leakage=leakage)  # fmt: skip
     md = markdown(report)
     publish(report, md, a.out)
     if a.out:

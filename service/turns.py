@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 import numpy as np
@@ -28,9 +28,6 @@ SOT = "<sot>"  # start of a turn
 EOT = "<eot>"  # end of a turn
 FRAME_SECONDS = 0.04  # encoder frame: a token at time t covers [t, t + 0.04)
 DEFAULT_MAX_TURN_SECONDS = 30.0  # longer turns are closed at a word boundary and a new one opened
-DEFAULT_COPY_WINDOW = 0.3  # seconds: cross-channel copies of a word this close are dropped (TurnAssembler)
-DEFAULT_ECHO_COVER = 0.6  # share of a contained turn's letters echoing its container that drops it (TurnAssembler)
-DEFAULT_ECHO_GRACE = 0.4  # seconds after its container closed that a turn still counts as contained (TurnAssembler)
 ECHO_LEAD = 0.1  # seconds: a container may start this much after the turn it contains
 ECHO_MARGIN = 0.3  # the container's words compared: the turn's span widened by this share of the container's length
 
@@ -48,6 +45,32 @@ class TokenEventLike(Protocol):
     def logprob(self) -> float: ...
     @property
     def revision(self) -> Sequence[TokenEventLike] | None: ...  # on an "<eot>": the turn's second-pass characters
+
+
+@dataclass(frozen=True)
+class LeakageRules:
+    """How :class:`TurnAssembler` drops the separator's leakage (defaults: the service's; each rule in detail in the
+    assembler's docstring)."""
+
+    copy_window: float = 0.3  # seconds: cross-channel copies of a word this close are dropped (0: off)
+    echo_cover: float = 0.6  # share of a contained turn's letters echoing its container that drops it (0: off)
+    echo_grace: float = 0.4  # seconds after its container closed that a turn still counts as contained
+
+    def __post_init__(self) -> None:
+        if not self.copy_window >= 0:
+            raise ValueError(f"copy_window must not be negative, got {self.copy_window}")
+        if not 0 <= self.echo_cover <= 1:
+            raise ValueError(f"echo_cover is a share in [0, 1], got {self.echo_cover}")
+        if not self.echo_grace >= 0:
+            raise ValueError(f"echo_grace must not be negative, got {self.echo_grace}")
+
+    def changed(self) -> dict[str, float]:
+        """The rules set otherwise than the service's defaults, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(SERVICE_LEAKAGE, f.name)}  # fmt: skip
+
+
+SERVICE_LEAKAGE = LeakageRules()  # the rules the service applies
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,7 @@ class TurnAssembler:
       text grew since the last one for the turn.
     - ``spell`` (the recognizer's :meth:`~model.recognizer.Recognizer.spell`: lexicon repair of misspelled
       words) maps each word as it completes, before any partial or final shows it.
+    - ``leakage`` (:class:`LeakageRules`) holds the three knobs below.
     - ``echo_cover`` (0: off) drops echoes, the separator's other leakage: a turn that opens while a turn on
       another channel is open (its container: started before it, or at most ``ECHO_LEAD`` after) and closes
       while that one is still open, and whose letters are at least this share found, in order, in the
@@ -195,17 +219,10 @@ class TurnAssembler:
         max_turn_seconds: float = DEFAULT_MAX_TURN_SECONDS,
         frame_seconds: float = FRAME_SECONDS,
         spell: Callable[[str], str] | None = None,
-        copy_window: float = DEFAULT_COPY_WINDOW,
-        echo_cover: float = DEFAULT_ECHO_COVER,
-        echo_grace: float = DEFAULT_ECHO_GRACE,
+        leakage: LeakageRules = SERVICE_LEAKAGE,
     ) -> None:
         assert max_turn_seconds > 0, f"max_turn_seconds must be positive, got {max_turn_seconds}"
-        assert copy_window >= 0, f"copy_window must not be negative, got {copy_window}"
-        assert 0 <= echo_cover <= 1, f"echo_cover is a share, got {echo_cover}"
-        assert echo_grace >= 0, f"echo_grace must not be negative, got {echo_grace}"
-        self.copy_window = copy_window
-        self.echo_cover = echo_cover
-        self.echo_grace = echo_grace
+        self.leakage = leakage
         self._time = 0.0  # stream time of the event being handled (seconds)
         self.echoes_dropped = 0  # turns dropped as echoes so far
         self._closed: list[_ClosedTurn] = []  # recent final turns (for copy_window), oldest first
@@ -294,11 +311,11 @@ class TurnAssembler:
         only, so that how the two channels' events interleave does not matter, and a turn that showed a partial is
         not contained when it closes)."""
         c = turn.container
-        if c is None or self.echo_cover <= 0:
+        if c is None or self.leakage.echo_cover <= 0:
             return False
         if c.closed_at is None:
             return self._open.get(c.channel) is c
-        return at < c.closed_at + self.echo_grace
+        return at < c.closed_at + self.leakage.echo_grace
 
     def _is_echo(self, turn: _OpenTurn, c: _OpenTurn, end: float) -> bool:
         """Whether the closing ``turn`` repeats the words of its container ``c`` (open, or closed within the
@@ -311,7 +328,7 @@ class TurnAssembler:
         if not letters or not near:
             return False
         matched = sum(b.size for b in difflib.SequenceMatcher(None, mine, near, autojunk=False).get_matching_blocks())
-        return matched / letters >= self.echo_cover
+        return matched / letters >= self.leakage.echo_cover
 
     def _complete(self, turn: _OpenTurn) -> None:
         """The word being spelled is complete: (repaired by ``spell``) it joins the turn's words."""
@@ -343,7 +360,7 @@ class TurnAssembler:
         # turns it contains keep theirs for the grace
         turn.closed_at = max(self._time, turn.last_time)
         container, turn.container = (turn.container if self._contained(turn, turn.closed_at) else None), None
-        if self.echo_grace <= 0:
+        if self.leakage.echo_grace <= 0:
             for o in self._open.values():
                 if o.container is turn:
                     o.container = None
@@ -356,7 +373,7 @@ class TurnAssembler:
         if container is not None and self._is_echo(turn, container, end):
             self.echoes_dropped += 1  # it showed no partial (``partials``): nothing waits for its final
             return
-        if self.copy_window > 0:
+        if self.leakage.copy_window > 0:
             self._mark_copies(turn, end)
             if not turn.shown():  # only copies: kept whole (a partial may have shown it; it gets its final)
                 for w in turn.words:
@@ -370,7 +387,7 @@ class TurnAssembler:
         open or overlaps it (see ``copy_window`` in the class docstring). An open turn that ``turn`` contains may
         still be dropped as its echo within the grace, taking the copies with it: it is left to settle its copies
         when it closes (against ``turn``, closed by then)."""
-        maybe_echo = self.echo_cover > 0 and self.echo_grace > 0
+        maybe_echo = self.leakage.echo_cover > 0 and self.leakage.echo_grace > 0
         others = [(o.shown(), True) for o in self._open.values()
                   if o.channel != turn.channel and not (maybe_echo and o.container is turn)]  # fmt: skip
         others += [(c.words, False) for c in self._closed
@@ -389,7 +406,7 @@ class TurnAssembler:
                     w.copy = True
 
     def _has_copy(self, word: _Word, among: list[_Word]) -> bool:
-        return any(o.text == word.text and abs(o.centre - word.centre) < self.copy_window for o in among)
+        return any(o.text == word.text and abs(o.centre - word.centre) < self.leakage.copy_window for o in among)
 
     def _final(self, turn: _OpenTurn, end: float) -> Turn:
         words = turn.shown()

@@ -26,7 +26,7 @@ from clients.evaluate import (
 )
 from model.data.audio import band_limit, vorbis_roundtrip
 from service.schemas import Turn
-from service.turns import DEFAULT_COPY_WINDOW
+from service.turns import LeakageRules
 from tests.bank_fixture import tiny_meeting_set
 
 
@@ -264,11 +264,11 @@ def test_copy_window_reaches_the_turn_assembler(
 
     spec, model = tiny_meeting_set(tmp_path_factory, tmp_path, 1)
     windows = []
-    spy(monkeypatch, evaluate, "TurnAssembler", lambda *a, **k: windows.append(k["copy_window"]))
+    spy(monkeypatch, evaluate, "TurnAssembler", lambda *a, **k: windows.append(k["leakage"].copy_window))
     main([spec, "--model", model, "--copy-window", "0.6", "--out", str(tmp_path / "copies")])
     main([spec, "--model", model, "--copy-window", "0", "--out", str(tmp_path / "kept")])
     main([spec, "--model", model, "--out", str(tmp_path / "default")])
-    assert windows == [0.6, 0.0, DEFAULT_COPY_WINDOW] and DEFAULT_COPY_WINDOW > 0  # the service's default
+    assert windows == [0.6, 0.0, LeakageRules.copy_window] and LeakageRules.copy_window > 0  # the service's default
     assert "cross-channel copies dropped within 0.6 s" in (tmp_path / "copies.md").read_text().splitlines()[0]
     assert "cross-channel copies kept" in (tmp_path / "kept.md").read_text().splitlines()[0]
     assert "cross-channel" not in (tmp_path / "default.md").read_text().splitlines()[0]

@@ -8,7 +8,7 @@ import torch
 
 from model.recognizer import Recognizer, TokenEvent, TurnFrames
 from model.tokenizer import BLANK_ID, EOT_ID, SOT_ID, encode
-from service.turns import TurnAssembler
+from service.turns import LeakageRules, TurnAssembler
 from tests.test_beam import searching as beam_searching
 from tests.test_streaming import feed
 
@@ -119,7 +119,7 @@ def test_a_turn_longer_than_the_bound_keeps_its_first_pass() -> None:
 def test_the_assembler_makes_each_final_of_its_second_pass(tiny_recognizer: Recognizer, test_audio: np.ndarray) -> None:
     rec = searching(tiny_recognizer, beam=3, turn_beam=4)
     events = feed(rec, rec.create_stream(), test_audio, 1600)
-    finals = TurnAssembler(copy_window=0, echo_cover=0).push(events)
+    finals = TurnAssembler(leakage=LeakageRules(copy_window=0, echo_cover=0)).push(events)
     second = {(eot.channel, sot.time): "".join(r.token for r in eot.revision or ()) for sot, eot, _ in
               closing_turns(events)}  # fmt: skip
     revised = [t for t in finals if (t.channel, t.start) in second]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from service.schemas import Turn
-from service.turns import DEFAULT_COPY_WINDOW, DEFAULT_ECHO_COVER, ChannelLabeller, OpenSpan, TurnAssembler
+from service.turns import ChannelLabeller, LeakageRules, OpenSpan, TurnAssembler
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def _assemble(
     echo_grace: float = 0.0,
 ) -> list[Turn]:
     """Turns of ``events`` pushed one by one (echo removal off unless asked: these turns overlap on purpose)."""
-    asm = TurnAssembler(copy_window=copy_window, echo_cover=echo_cover, echo_grace=echo_grace)
+    asm = TurnAssembler(leakage=LeakageRules(copy_window, echo_cover, echo_grace))
     turns = []
     for e in events:  # one decode step per event
         turns += asm.push([e])
@@ -234,9 +234,10 @@ SPEAKER = spell(0, "alpha beta gamma", 1.0)  # closes at 1.68 s
 def test_cross_channel_copies_are_kept_when_asked() -> None:
     turns = _assemble(_by_time(SPEAKER, spell(1, "beta zeta", 1.24)), copy_window=0.0)
     assert [t.text for t in turns] == ["alpha beta gamma", "beta zeta"]
-    asm = TurnAssembler(echo_cover=0.0)  # the default drops them
+    asm = TurnAssembler(leakage=LeakageRules(echo_cover=0.0))  # the default drops them
     turns = sorted(asm.push(_by_time(SPEAKER, spell(1, "beta zeta", 1.24))), key=lambda t: t.channel)
-    assert asm.copy_window == DEFAULT_COPY_WINDOW and [t.text for t in turns] == ["alpha beta gamma", "zeta"]
+    assert asm.leakage.copy_window == LeakageRules.copy_window > 0
+    assert [t.text for t in turns] == ["alpha beta gamma", "zeta"]
 
 
 def test_a_copy_leaves_the_turn_that_is_more_copy_closing_first_or_still_open() -> None:
@@ -275,11 +276,11 @@ ECHO = spell(1, "is to sea what", 20.36)  # closes at 20.96 s, inside TALKER
 
 def test_an_echo_inside_an_open_turn_gets_no_final_and_shows_no_partial() -> None:
     seen: list[tuple[int, str]] = []
-    turns = _assemble(_by_time(TALKER, ECHO), copy_window=0.3, partials=seen, echo_cover=DEFAULT_ECHO_COVER)
+    turns = _assemble(_by_time(TALKER, ECHO), copy_window=0.3, partials=seen, echo_cover=LeakageRules.echo_cover)
     assert [(t.channel, t.text) for t in turns] == [(0, "research is to see what everybody else has seen")]
     assert seen and all(channel == 0 for channel, _ in seen)
     asm = TurnAssembler()  # the service's default drops it too, and counts it
-    assert asm.echo_cover == DEFAULT_ECHO_COVER > 0
+    assert asm.leakage.echo_cover == LeakageRules.echo_cover > 0
     assert [t.channel for t in asm.push(_by_time(TALKER, ECHO))] == [0] and asm.echoes_dropped == 1
     # off: the echo is a turn like any other
     assert len(_assemble(_by_time(TALKER, ECHO), copy_window=0.3, echo_cover=0.0)) == 2
@@ -295,13 +296,13 @@ def test_echoes_are_judged_by_the_letters_heard_not_by_the_lexicons_repairs() ->
 def test_an_interjection_inside_an_open_turn_is_kept_and_its_partials_wait_for_its_container() -> None:
     other = spell(1, "sounds good", 20.36)  # another voice's words: nothing like the talker's
     seen: list[tuple[int, str]] = []
-    turns = _assemble(_by_time(TALKER, other), copy_window=0.3, partials=seen, echo_cover=DEFAULT_ECHO_COVER)
+    turns = _assemble(_by_time(TALKER, other), copy_window=0.3, partials=seen, echo_cover=LeakageRules.echo_cover)
     assert [(t.channel, t.text) for t in turns] == [(0, TALKER_TEXT), (1, "sounds good")]
     assert (1, "sounds") not in seen  # no partial while the container was open: its words came with the final
     # a turn that outlasts its container shows its partials once the container has closed
     long = spell(1, "sounds good to me and we can start on monday then", 20.36)  # closes at 22.40 s
     seen = []
-    turns = _assemble(_by_time(TALKER, long), copy_window=0.3, partials=seen, echo_cover=DEFAULT_ECHO_COVER)
+    turns = _assemble(_by_time(TALKER, long), copy_window=0.3, partials=seen, echo_cover=LeakageRules.echo_cover)
     assert [t.channel for t in turns] == [0, 1]
     first = next(i for i, (channel, _) in enumerate(seen) if channel == 1)
     closed_at = next(i for i, (channel, text) in enumerate(seen) if channel == 0 and text.endswith("has"))
@@ -312,14 +313,14 @@ def test_an_echo_closing_just_after_its_container_is_dropped_within_the_grace() 
     late = spell(1, "else has seen", 21.5)  # the talker's last words again, closing at 22.06 s (the talker: 21.92)
     events = _by_time(TALKER, late)
     for grace in (0.0, 0.05):  # no grace, or too short: a turn like any other
-        turns = _assemble(events, copy_window=0.0, echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+        turns = _assemble(events, copy_window=0.0, echo_cover=LeakageRules.echo_cover, echo_grace=grace)
         assert [t.channel for t in turns] == [0, 1]
     seen: list[tuple[int, str]] = []
-    turns = _assemble(events, copy_window=0.0, partials=seen, echo_cover=DEFAULT_ECHO_COVER, echo_grace=0.3)
+    turns = _assemble(events, copy_window=0.0, partials=seen, echo_cover=LeakageRules.echo_cover, echo_grace=0.3)
     assert [t.channel for t in turns] == [0] and all(channel == 0 for channel, _ in seen)
     # an interjection that outlasts the grace shows its partials once the grace is over, and keeps its final
     long = spell(1, "sounds good to me and we can start on monday then", 20.36)  # closes at 22.40 s
-    asm = TurnAssembler(echo_grace=0.3)
+    asm = TurnAssembler(leakage=LeakageRules(echo_grace=0.3))
     shown_at = []
     for e in _by_time(TALKER, long):
         asm.push([e])
@@ -332,20 +333,29 @@ def test_an_echo_closing_just_after_its_container_is_dropped_within_the_grace() 
 def test_echo_removal_gives_the_same_finals_whenever_partials_are_asked(grace: float) -> None:
     talker = spell(0, TALKER_TEXT, 20.0, eot=False)  # still talking when the stream ends
     events = _by_time(talker, ECHO, spell(1, "yes is to sea", 21.2, eot=False))
-    asked = _assemble(events, copy_window=0.3, partials=[], echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
-    never = _assemble(events, copy_window=0.3, echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+    asked = _assemble(events, copy_window=0.3, partials=[], echo_cover=LeakageRules.echo_cover, echo_grace=grace)
+    never = _assemble(events, copy_window=0.3, echo_cover=LeakageRules.echo_cover, echo_grace=grace)
     assert [t.model_dump() for t in asked] == [t.model_dump() for t in never]
     # a talker that closes, then an echo of its end closing within the grace, then more talk
     closed = _by_time(TALKER, spell(1, "else has seen", 21.5), spell(0, "and so on", 23.0))
-    with_partials = _assemble(closed, copy_window=0.3, partials=[], echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
-    without = _assemble(closed, copy_window=0.3, echo_cover=DEFAULT_ECHO_COVER, echo_grace=grace)
+    cover = LeakageRules.echo_cover
+    with_partials = _assemble(closed, copy_window=0.3, partials=[], echo_cover=cover, echo_grace=grace)
+    without = _assemble(closed, copy_window=0.3, echo_cover=cover, echo_grace=grace)
     assert [t.model_dump() for t in with_partials] == [t.model_dump() for t in without]
     assert len(without) == (2 if grace else 3)
-    at_once = TurnAssembler(echo_grace=grace)
+    at_once = TurnAssembler(leakage=LeakageRules(echo_grace=grace))
     whole = at_once.push(events) + at_once.finalize()
     assert sorted(t.text for t in whole) == sorted(t.text for t in never)
     # the unclosed echo inside the unclosed talker closes first at finalize, as it would have mid-stream
     assert [t.text for t in never] == [TALKER_TEXT] and at_once.echoes_dropped == 2
+
+
+def test_leakage_rules_refuse_bad_values_and_name_what_differs_from_the_service() -> None:
+    assert LeakageRules().changed() == {}
+    assert LeakageRules(copy_window=0.0, echo_grace=1.5).changed() == {"copy_window": 0.0, "echo_grace": 1.5}
+    for bad in ({"copy_window": -0.1}, {"echo_cover": 1.2}, {"echo_cover": -0.5}, {"echo_grace": float("nan")}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LeakageRules(**bad)
 
 
 def test_open_turns_hold_no_chain_of_closed_turns() -> None:
@@ -361,7 +371,7 @@ def test_open_turns_hold_no_chain_of_closed_turns() -> None:
         for turn in asm._open.values():
             c = turn.container
             if c is not None:  # open, or closed within the grace; and no chain beyond the other channel's turn
-                assert asm._open.get(c.channel) is c or turn.last_time < c.closed_at + asm.echo_grace  # type: ignore[operator]
+                assert asm._open.get(c.channel) is c or turn.last_time < c.closed_at + asm.leakage.echo_grace  # type: ignore[operator]
                 assert c.container is None or c.container.container is None
     assert asm.turns_closed > 150
 
