@@ -17,9 +17,12 @@ Snapshots ``<out>/step-N`` are kept for checkpoint averaging (``python -m model.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import multiprocessing
+import os
+import signal
 import socket
 import sys
 import time
@@ -153,13 +156,27 @@ def train(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     torch.multiprocessing.spawn(
-        _worker, args=(port, cfg, data_cfg, loss_cfg, model_cfg, source), nprocs=cfg.workers, join=True
+        _worker, args=(os.getpid(), port, cfg, data_cfg, loss_cfg, model_cfg, source), nprocs=cfg.workers, join=True
     )
     return Path(cfg.out) / "last"
 
 
+def _die_with(parent: int) -> None:
+    """End this process when process ``parent`` ends (Linux; elsewhere nothing): a worker or loader that outlived a
+    killed ``model.train`` would go on training, or feeding nothing, and write the run's checkpoints under a resumed
+    run's feet. Ctrl-C reaches the whole process group; ``kill`` or a job scheduler's SIGTERM reaches the parent
+    only."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1  # <sys/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent ended before the request took hold
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(
     rank: int,
+    parent: int,
     port: int,
     cfg: TrainConfig,
     data_cfg: DataConfig,
@@ -167,6 +184,7 @@ def _worker(
     model_cfg: StsConfig,
     source: Source | None,
 ) -> None:
+    _die_with(parent)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=cfg.workers)
     try:
         _train(cfg, data_cfg, loss_cfg, model_cfg, source, rank)
@@ -327,8 +345,9 @@ class BatchMaker:
 _LOADER: BatchMaker | None = None  # a loader process's maker (``_batches_ahead``)
 
 
-def _loader_start(maker: BatchMaker) -> None:
+def _loader_start(maker: BatchMaker, parent: int) -> None:
     global _LOADER
+    _die_with(parent)
     torch.set_num_threads(1)
     _LOADER = maker
 
@@ -359,7 +378,10 @@ def _batches_ahead(cfg: TrainConfig, maker: BatchMaker, mine: Sequence[int], sta
     slices = [mine[k : k + size] for k in range(0, len(mine), size)]
     # spawned, not forked: the parent may already hold a CUDA context
     pool = ProcessPoolExecutor(
-        cfg.loaders, mp_context=multiprocessing.get_context("spawn"), initializer=_loader_start, initargs=(maker,)
+        cfg.loaders,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_loader_start,
+        initargs=(maker, os.getpid()),
     )
     queue: deque[list[Future[Batch]]] = deque()
     try:

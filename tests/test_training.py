@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -154,6 +160,60 @@ def test_two_workers_compute_what_one_process_does(tmp_path: Path) -> None:
     # sessions (what a worker would learn from alone) moves the weights by more than lr / 2
     assert max_difference(two, one) < 2e-3
     assert max_difference(run_fast(tmp_path / "half", 1, batch_size=2), one) > 2.5e-2
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Process ids of the multiprocessing children of process ``pid`` (Linux /proc)."""
+    kids = [int(k) for task in Path(f"/proc/{pid}/task").iterdir() for k in (task / "children").read_text().split()]
+    return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an orphan's reaper may be slow to collect it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="workers follow a killed parent out on Linux only")
+def test_workers_end_when_the_training_process_is_killed(tmp_path: Path) -> None:
+    """SIGTERM to a training run started in the background (``nohup ... &``: SIGINT ignored, which its workers
+    inherit) ends its worker processes too. torch's spawn passes the signal on to them as SIGINT, so they used to
+    outlive it and go on training and writing the run's checkpoints (seen in session 31)."""
+    out = tmp_path / "run"
+    script = (
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"  # as a shell starts `cmd &`
+        "from model.config import StsConfig\nfrom model.sts import LossConfig\n"
+        "from model.train import TrainConfig, train\nfrom model.train_data import DataConfig\n"
+        "from tests.test_training import FakeSource\n"
+        f"cfg = TrainConfig(out={str(out)!r}, init='scratch', steps=10**6, batch_size=2, save_every=10**6, "
+        "eval_every=10**6, log_every=1, threads=1, warmup=1, workers=2)\n"
+        "train(cfg, DataConfig(), LossConfig(), StsConfig.tiny(), FakeSource())\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not ((out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2):
+            assert proc.poll() is None, "the training run ended by itself"
+            assert time.monotonic() < deadline, "the training run logged no steps"
+            time.sleep(0.2)
+        workers = _workers_of(proc.pid)
+        assert len(workers) == 2 and all(_running(w) for w in workers)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        deadline = time.monotonic() + 30
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(w) for w in workers), "a worker outlived the killed training run"
+    finally:  # nothing left running, whatever failed
+        proc.kill()
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
 
 
 class UnevenSource(FakeSource):
