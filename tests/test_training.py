@@ -164,8 +164,13 @@ def test_two_workers_compute_what_one_process_does(tmp_path: Path) -> None:
 
 def _workers_of(pid: int) -> list[int]:
     """Process ids of the multiprocessing children of process ``pid`` (Linux /proc)."""
-    kids = [int(k) for task in Path(f"/proc/{pid}/task").iterdir() for k in (task / "children").read_text().split()]
-    return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+    kids = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError):  # a process may end while it is read
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                if b"spawn_main" in (proc / "cmdline").read_bytes():
+                    kids.append(int(proc.name))
+    return kids
 
 
 def _running(pid: int) -> bool:
