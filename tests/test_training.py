@@ -162,12 +162,17 @@ def test_two_workers_compute_what_one_process_does(tmp_path: Path) -> None:
     assert max_difference(run_fast(tmp_path / "half", 1, batch_size=2), one) > 2.5e-2
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: [state, ppid, ...] (Linux)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _workers_of(pid: int) -> list[int]:
-    """Process ids of the multiprocessing children of process ``pid`` (Linux /proc)."""
+    """Process ids of the multiprocessing children of process ``pid``."""
     kids = []
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError, IndexError):  # a process may end while it is read
-            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+            if proc.name.isdigit() and int(_stat(proc.name)[1]) == pid:
                 if b"spawn_main" in (proc / "cmdline").read_bytes():
                     kids.append(int(proc.name))
     return kids
@@ -176,7 +181,7 @@ def _workers_of(pid: int) -> list[int]:
 def _running(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie (an orphan's reaper may be slow to collect it)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
 
