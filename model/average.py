@@ -1,6 +1,10 @@
 """Average the weights of several checkpoints (e.g. the last snapshots of a run) into one model.
 
 python -m model.average exp/sts/step-* --out exp/sts/averaged
+
+With ``--weights`` the mean is weighted: ``python -m model.average START END --weights 0.5,0.5`` interpolates
+between a run's starting point and its end (weight-space ensembling, as in WiSE-FT, Wortsman et al. 2022), which
+keeps some of what the start did better than the end.
 """
 
 from __future__ import annotations
@@ -15,17 +19,26 @@ from model.checkpoint import WEIGHTS, load_config, save_model
 from model.sts import StsModel
 
 
-def average_checkpoints(dirs: list[Path]) -> StsModel:
-    """Element-wise mean of the weights in ``dirs`` (same config); returns a model in eval mode."""
+def average_checkpoints(dirs: list[Path], weights: list[float] | None = None) -> StsModel:
+    """Element-wise mean of the weights in ``dirs`` (same features and architecture), weighted by ``weights`` (one
+    per checkpoint, non-negative, normalised to sum to 1; equal when None); returns a model in eval mode with the
+    first checkpoint's config (its search settings included)."""
     assert dirs, "nothing to average"
+    weights = [1.0] * len(dirs) if weights is None else list(weights)
+    if len(weights) != len(dirs) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"need {len(dirs)} non-negative weights with a positive sum, got {weights}")
     cfg = load_config(dirs[0])
     total: dict[str, torch.Tensor] = {}
-    for d in dirs:
-        assert load_config(d) == cfg, f"{d} has another config than {dirs[0]}"
+    for d, w in zip(dirs, weights, strict=True):
+        other = load_config(d)
+        if (other.features, other.model) != (cfg.features, cfg.model):
+            raise ValueError(f"{d} has other features or another architecture than {dirs[0]}")
         for k, v in load_file(str(d / WEIGHTS)).items():
-            total[k] = total[k] + v.double() if k in total else v.double()
+            total[k] = total[k] + w * v.double() if k in total else w * v.double()
     model = StsModel(cfg)
-    model.load_state_dict({k: (v / len(dirs)).to(model.state_dict()[k].dtype) for k, v in total.items()})
+    dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+    mean = {k: v / sum(weights) for k, v in total.items()}
+    model.load_state_dict({k: (v if dtypes[k].is_floating_point else v.round()).to(dtypes[k]) for k, v in mean.items()})
     return model.eval()
 
 
@@ -33,8 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--weights", default=None, help="comma-separated weight per checkpoint (default: equal)")
     a = p.parse_args(argv)
-    save_model(average_checkpoints(a.checkpoints), a.out)
+    try:
+        weights = None if a.weights is None else [float(w) for w in a.weights.split(",")]
+        model = average_checkpoints(a.checkpoints, weights)
+    except (ValueError, FileNotFoundError) as e:
+        p.error(str(e))
+    save_model(model, a.out)
     print(f"averaged {len(a.checkpoints)} checkpoints into {a.out}")
 
 

@@ -20,8 +20,10 @@ from safetensors.torch import load_file
 
 from model.average import average_checkpoints
 from model.batching import collate, concat
+from model.checkpoint import save_model
 from model.config import FeatureConfig, StsConfig
 from model.features import LogMel
+from model.grow import grow
 from model.sts import LossConfig
 from model.train import BatchMaker, TrainConfig, initial_model, train
 from model.train_data import DataConfig
@@ -90,6 +92,25 @@ def test_average_of_identical_is_identity(tmp_path: Path) -> None:
     ref = load_file(str(snap / "model.safetensors"))
     for k, v in avg.state_dict().items():
         torch.testing.assert_close(v, ref[k])
+
+
+@pytest.mark.slow
+def test_weighted_average_interpolates(tmp_path: Path) -> None:
+    run(tmp_path / "d", 4)
+    a, b = tmp_path / "d" / "step-2", tmp_path / "d" / "step-4"
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    mixed = average_checkpoints([a, b], [3.0, 1.0]).state_dict()  # normalised: 0.75 / 0.25
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa), "the two snapshots are the same"
+    for k in wa:
+        torch.testing.assert_close(mixed[k], 0.75 * wa[k] + 0.25 * wb[k], msg=k)
+    with pytest.raises(ValueError, match="non-negative weights"):
+        average_checkpoints([a, b], [1.0])
+    with pytest.raises(ValueError, match="non-negative weights"):
+        average_checkpoints([a, b], [1.0, -1.0])
+    grown = tmp_path / "grown"
+    save_model(grow(average_checkpoints([a]), mixture_blocks=1), grown)
+    with pytest.raises(ValueError, match="another architecture"):
+        average_checkpoints([a, grown])
 
 
 def test_one_channel_baseline_trains(tmp_path: Path) -> None:
