@@ -10,6 +10,7 @@ keeps some of what the start did better than the end.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -25,8 +26,8 @@ def average_checkpoints(dirs: list[Path], weights: list[float] | None = None) ->
     first checkpoint's config (its search settings included)."""
     assert dirs, "nothing to average"
     weights = [1.0] * len(dirs) if weights is None else list(weights)
-    if len(weights) != len(dirs) or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"need {len(dirs)} non-negative weights with a positive sum, got {weights}")
+    if len(weights) != len(dirs) or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"need {len(dirs)} finite non-negative weights with a positive sum, got {weights}")
     cfg = load_config(dirs[0])
     total: dict[str, torch.Tensor] = {}
     for d, w in zip(dirs, weights, strict=True):

@@ -107,6 +107,8 @@ def test_weighted_average_interpolates(tmp_path: Path) -> None:
         average_checkpoints([a, b], [1.0])
     with pytest.raises(ValueError, match="non-negative weights"):
         average_checkpoints([a, b], [1.0, -1.0])
+    with pytest.raises(ValueError, match="non-negative weights"):
+        average_checkpoints([a, b], [1.0, float("nan")])
     grown = tmp_path / "grown"
     save_model(grow(average_checkpoints([a]), mixture_blocks=1), grown)
     with pytest.raises(ValueError, match="another architecture"):
