@@ -28,17 +28,17 @@ def average_checkpoints(dirs: list[Path], weights: list[float] | None = None) ->
     weights = [1.0] * len(dirs) if weights is None else list(weights)
     if len(weights) != len(dirs) or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"need {len(dirs)} finite non-negative weights with a positive sum, got {weights}")
+    weights = [w / sum(weights) for w in weights]
     cfg = load_config(dirs[0])
-    total: dict[str, torch.Tensor] = {}
+    mean: dict[str, torch.Tensor] = {}
     for d, w in zip(dirs, weights, strict=True):
         other = load_config(d)
         if (other.features, other.model) != (cfg.features, cfg.model):
             raise ValueError(f"{d} has other features or another architecture than {dirs[0]}")
         for k, v in load_file(str(d / WEIGHTS)).items():
-            total[k] = total[k] + w * v.double() if k in total else w * v.double()
+            mean[k] = mean[k] + w * v.double() if k in mean else w * v.double()
     model = StsModel(cfg)
     dtypes = {k: v.dtype for k, v in model.state_dict().items()}
-    mean = {k: v / sum(weights) for k, v in total.items()}
     model.load_state_dict({k: (v if dtypes[k].is_floating_point else v.round()).to(dtypes[k]) for k, v in mean.items()})
     return model.eval()
 
